@@ -1,0 +1,3 @@
+from farm.cli import entry_point
+
+entry_point()

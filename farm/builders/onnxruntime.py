@@ -1,0 +1,100 @@
+"""onnxruntime-gpu through onnxruntime's own build driver, ``tools/ci_build/build.py``.
+
+The flags follow onnxruntime's "Build for inferencing / TensorRT" docs and the
+Jetson builds of jetson-containers (``packages/ml/onnxruntime/build.sh``).
+``--use_tensorrt`` implies ``--use_cuda`` in build.py; both are passed so the
+command reads plainly. ``--build_shared_lib`` is left out: the C library it
+adds is not part of the wheel. Parallelism is passed in as text so the Dockerfile can
+carry BuildKit ``ARG`` placeholders while the plan shows real numbers.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from farm.jobspec import JobSpec
+from farm.models import Build, OnnxruntimeBuild
+from farm.resources import BuilderResources, Parallelism, plan_parallelism
+
+VENV = "/opt/farm/venv"
+SOURCE_DIR = "/src/onnxruntime"
+BUILD_DIR = f"{SOURCE_DIR}/build/Linux"
+
+
+def _build_settings(spec: JobSpec) -> OnnxruntimeBuild:
+    return _settings(spec.recipe.build)
+
+
+def _settings(build: Build) -> OnnxruntimeBuild:
+    if not isinstance(build, OnnxruntimeBuild):  # pragma: no cover - the lookup guarantees it
+        raise TypeError(f"the onnxruntime driver cannot build kind {build.kind!r}")
+    return build
+
+
+def parallelism(build: Build, resources: BuilderResources) -> Parallelism:
+    settings = _settings(build)
+    return plan_parallelism(
+        resources,
+        job_memory_gib=settings.job_memory_gib,
+        nvcc_thread_memory_gib=settings.nvcc_thread_memory_gib,
+        max_nvcc_threads=settings.max_nvcc_threads,
+        reserve_memory_gib=settings.reserve_memory_gib,
+    )
+
+
+def cmake_defines(spec: JobSpec) -> dict[str, str]:
+    """Target architectures first, then the recipe's own defines (which may override)."""
+    defines: dict[str, str] = {}
+    if spec.target.cuda is not None:
+        # Plain numbers compile SASS and PTX for each arch; "-real" would drop the PTX.
+        defines["CMAKE_CUDA_ARCHITECTURES"] = ";".join(spec.target.cuda.architectures)
+    defines.update(_build_settings(spec).cmake_defines)
+    return defines
+
+
+def build_argv(spec: JobSpec, *, jobs: str, nvcc_threads: str) -> list[str]:
+    """The exact argument list: interpreter, script, then build.py's own options."""
+    build = _build_settings(spec)
+    target = spec.target
+    argv = [
+        f"{VENV}/bin/python",
+        "tools/ci_build/build.py",
+        "--build_dir",
+        BUILD_DIR,
+        "--config",
+        build.config,
+        "--update",
+        "--build",
+        "--build_wheel",
+        # setup.py names the distribution onnxruntime-<suffix>: onnxruntime-gpu.
+        "--wheel_name_suffix",
+        "gpu",
+        "--skip_tests",
+        "--skip_submodule_sync",
+        "--allow_running_as_root",
+        "--compile_no_warning_as_error",
+        "--parallel",
+        jobs,
+    ]
+    if target.cuda is not None:
+        argv += ["--use_cuda", "--cuda_home", target.cuda.home, "--nvcc_threads", nvcc_threads]
+    if target.cudnn is not None:
+        argv += ["--cudnn_home", target.cudnn.home]
+    if target.tensorrt is not None:
+        argv += ["--use_tensorrt", "--tensorrt_home", target.tensorrt.home]
+    argv += list(build.extra_args)
+    defines = cmake_defines(spec)
+    if defines:
+        argv += ["--cmake_extra_defines", *(f"{key}={value}" for key, value in defines.items())]
+    return argv
+
+
+def template_context(spec: JobSpec) -> dict[str, Any]:
+    build = _build_settings(spec)
+    return {
+        "venv": VENV,
+        "source_dir": SOURCE_DIR,
+        "wheel_glob": f"{BUILD_DIR}/{build.config}/dist/*.whl",
+        "system_packages": list(build.system_packages),
+        "python_requirements": [f"cmake{build.cmake}", *build.python_requirements],
+    }

@@ -1,0 +1,196 @@
+"""Loading targets and recipes from YAML into validated models.
+
+A catalog directory holds ``targets/*.yaml`` and ``packages/*.yaml``. The
+built-in catalog ships with farm; users add directories with ``--recipes`` or
+``FARM_RECIPES`` (``os.pathsep``-separated), and a later directory's file
+replaces a built-in one of the same name. Every problem is reported as a
+:class:`~farm.errors.CatalogError` naming the file and the field.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Generic, TypeVar
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from farm.errors import CatalogError, UnknownNameError
+from farm.models import FieldRuleError, Recipe, Target
+from farm.paths import data_dir
+
+RECIPES_ENV = "FARM_RECIPES"
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+
+@dataclass(frozen=True)
+class Entry(Generic[ModelT]):
+    """A validated model and the file it came from."""
+
+    model: ModelT
+    path: Path
+
+
+@dataclass(frozen=True)
+class Catalog:
+    targets: Mapping[str, Entry[Target]]
+    recipes: Mapping[str, Entry[Recipe]]
+
+    def target(self, name: str) -> Entry[Target]:
+        for entry in self.targets.values():
+            if name == entry.model.name or name in entry.model.aliases:
+                return entry
+        known = ", ".join(sorted(self.targets))
+        raise UnknownNameError(
+            f"unknown target {name!r} (known targets: {known})",
+            hint="`farm targets` lists them with their aliases",
+        )
+
+    def recipe(self, name: str) -> Entry[Recipe]:
+        entry = self.recipes.get(_normalise(name))
+        if entry is None:
+            known = ", ".join(sorted(self.recipes))
+            raise UnknownNameError(
+                f"unknown package {name!r} (known packages: {known})",
+                hint="`farm recipes` lists them",
+            )
+        return entry
+
+
+def _normalise(name: str) -> str:
+    # PEP 503 name normalisation, so onnxruntime_gpu finds onnxruntime-gpu.
+    return "-".join(part for part in name.lower().replace("_", "-").replace(".", "-").split("-"))
+
+
+def catalog_dirs(extra: Sequence[Path] = ()) -> list[Path]:
+    """Built-in catalog first, then ``FARM_RECIPES``, then ``--recipes`` directories."""
+    from_env = [Path(p) for p in os.environ.get(RECIPES_ENV, "").split(os.pathsep) if p]
+    return [data_dir("recipes"), *from_env, *extra]
+
+
+def load_catalog(dirs: Iterable[Path]) -> Catalog:
+    targets: dict[str, Entry[Target]] = {}
+    recipes: dict[str, Entry[Recipe]] = {}
+    for directory in dirs:
+        if not directory.is_dir():
+            raise CatalogError(directory, None, "catalog directory does not exist")
+        for path in sorted(directory.glob("targets/*.yaml")):
+            target = load_model(path, Target)
+            targets[target.name] = Entry(target, path)
+        for path in sorted(directory.glob("packages/*.yaml")):
+            recipe = load_model(path, Recipe)
+            recipes[recipe.name] = Entry(recipe, path)
+    catalog = Catalog(targets=targets, recipes=recipes)
+    _check_names(catalog)
+    return catalog
+
+
+def _check_names(catalog: Catalog) -> None:
+    """Cross-file rules: unique target names and aliases, recipes naming real targets."""
+    seen: dict[str, Path] = {}
+    for entry in catalog.targets.values():
+        for name in (entry.model.name, *entry.model.aliases):
+            if name in seen:
+                raise CatalogError(
+                    entry.path,
+                    "aliases",
+                    f"{name!r} is already a name or alias in {display(seen[name])}",
+                )
+            seen[name] = entry.path
+    for recipe_entry in catalog.recipes.values():
+        recipe = recipe_entry.model
+        for field, names in (
+            ("defaults", recipe.defaults),
+            ("smoke.expect_providers", recipe.smoke.expect_providers),
+        ):
+            for name in names:
+                if name != "*" and name not in catalog.targets:
+                    raise CatalogError(
+                        recipe_entry.path, f"{field}.{name}", f"{name!r} is not a target name"
+                    )
+
+
+def load_model(path: Path, model: type[ModelT]) -> ModelT:
+    data = read_yaml(path)
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise _validation_error(path, exc) from None
+
+
+def read_yaml(path: Path) -> Any:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CatalogError(display(path), None, f"cannot read file ({exc})") from None
+    try:
+        return yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        where = f"{display(path)}:{mark.line + 1}:{mark.column + 1}" if mark else display(path)
+        raise CatalogError(where, None, f"invalid YAML: {exc.problem or exc}") from None
+    except yaml.YAMLError as exc:
+        raise CatalogError(display(path), None, f"invalid YAML: {exc}") from None
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """SafeLoader that refuses duplicate keys instead of keeping the last one."""
+
+
+def _construct_mapping(loader: _StrictLoader, node: yaml.MappingNode) -> dict[Any, Any]:
+    loader.flatten_mapping(node)
+    mapping: dict[Any, Any] = {}
+    for key_node, value_node in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        if key in mapping:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key {key!r}", key_node.start_mark
+            )
+        mapping[key] = loader.construct_object(value_node, deep=True)
+    return mapping
+
+
+_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def _validation_error(path: Path, exc: ValidationError) -> CatalogError:
+    errors = exc.errors(include_url=False)
+    first = errors[0]
+    field = _field_path(first)
+    rule = _rule_text(first)
+    if len(errors) > 1:
+        rule += f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})"
+    return CatalogError(display(path), field, rule)
+
+
+def _field_path(error: Mapping[str, Any]) -> str | None:
+    """Dotted path of the failing field: ``rules[2].requires.python``."""
+    parts = list(error["loc"])
+    raised = error.get("ctx", {}).get("error")
+    if isinstance(raised, FieldRuleError):
+        parts.extend(raised.field.split("."))
+    text = ""
+    for part in parts:
+        text += f"[{part}]" if isinstance(part, int) else f".{part}"
+    return text.lstrip(".") or None
+
+
+def _rule_text(error: Mapping[str, Any]) -> str:
+    kind, message = error["type"], str(error["msg"])
+    if kind == "extra_forbidden":
+        return "unknown field"
+    if kind == "missing":
+        return "required field is missing"
+    return message.removeprefix("Value error, ")
+
+
+def display(path: Path | str) -> str:
+    """A path relative to the working directory when it lies below it."""
+    path = Path(path)
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)

@@ -1,0 +1,323 @@
+"""The ``farm`` command line. ``main(argv)`` returns the exit code and is what tests call."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from farm import __version__, console
+from farm.catalog import Catalog, catalog_dirs, display, load_catalog
+from farm.compat import select
+from farm.errors import FarmError, IncompatibleError, UsageError
+from farm.plan import BuildJob, plan_document, plan_job
+from farm.resources import builder_resources
+
+CATALOG_SCHEMA_VERSION = 1
+
+DESCRIPTION = """\
+Build onnxruntime-gpu (and other) wheels for NVIDIA Jetson on x86_64 machines.
+
+A target (jetpack5, jetpack6, jetpack7, bookworm-arm64) is chosen by you, never
+detected from the machine farm runs on. Recipes say how a package is built and
+which of its versions fit which target.
+"""
+
+WORKFLOW = """\
+workflow:
+  farm targets                                   what wheels can be built for
+  farm recipes                                   packages, versions, default per target
+  farm plan onnxruntime-gpu --target jetpack6    the job: version, image, build command, key
+  farm render onnxruntime-gpu --target jetpack6  the Dockerfile BuildKit will build
+
+configuration:
+  --recipes DIR / FARM_RECIPES     extra catalog directories (targets/*.yaml, packages/*.yaml)
+  FARM_BUILDER_CPUS, FARM_BUILDER_MEMORY_GIB
+                                   the builder's size when it is not this machine
+
+exit codes: 0 success, 1 a stage failed, 2 bad input (arguments, recipes, combinations),
+            3 the host lacks something (docker, QEMU, disk)
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="farm",
+        description=DESCRIPTION,
+        epilog=WORKFLOW,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"farm {__version__}")
+    parser.add_argument(
+        "--recipes",
+        metavar="DIR",
+        type=Path,
+        action="append",
+        default=[],
+        help="an extra catalog directory; repeatable; its files replace "
+        "built-in ones of the same name",
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    targets = commands.add_parser(
+        "targets",
+        help="list the targets",
+        description="List the targets with their JetPack, CUDA, cuDNN, TensorRT, Python and glibc.",
+    )
+    _add_json(targets)
+    targets.set_defaults(handler=cmd_targets)
+
+    recipes = commands.add_parser(
+        "recipes",
+        help="list the package recipes",
+        description="List the package recipes, their versions and "
+        "the version each target gets by default.",
+    )
+    _add_json(recipes)
+    recipes.set_defaults(handler=cmd_recipes)
+
+    plan = commands.add_parser(
+        "plan",
+        help="show the build job for a package and target",
+        description="Resolve version and Python by the recipe's rules, "
+        "size parallelism from the builder's memory and "
+        "print the job. Runs nothing.",
+    )
+    _add_job_arguments(plan)
+    _add_json(plan)
+    plan.set_defaults(handler=cmd_plan)
+
+    render = commands.add_parser(
+        "render",
+        help="print the Dockerfile for a job",
+        description="Print the Dockerfile rendered for the job that `farm plan` shows.",
+    )
+    _add_job_arguments(render)
+    render.add_argument(
+        "-o", "--output", type=Path, metavar="FILE", help="write to FILE instead of standard output"
+    )
+    render.set_defaults(handler=cmd_render)
+    return parser
+
+
+def _add_json(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--json", action="store_true", help="print a versioned JSON document instead of a table"
+    )
+
+
+def _add_job_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("package", help="package recipe name, e.g. onnxruntime-gpu")
+    parser.add_argument(
+        "-t", "--target", required=True, help="target name or alias, e.g. jetpack6 or jp6"
+    )
+    parser.add_argument(
+        "--version",
+        dest="package_version",
+        metavar="VERSION",
+        help="package version (default: the recipe's default for the target)",
+    )
+    parser.add_argument(
+        "--python",
+        metavar="X.Y",
+        help="Python version (default: the first the target has that fits)",
+    )
+    parser.add_argument(
+        "--builder-cpus",
+        type=_positive_int,
+        metavar="N",
+        help="CPUs of the builder (default: FARM_BUILDER_CPUS or this machine)",
+    )
+    parser.add_argument(
+        "--builder-memory",
+        type=_positive_float,
+        metavar="GIB",
+        help="memory of the builder in GiB (default: FARM_BUILDER_MEMORY_GIB or this machine)",
+    )
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError("must be above 0")
+    return value
+
+
+# --- commands -----------------------------------------------------------------
+
+
+def cmd_targets(args: argparse.Namespace, catalog: Catalog) -> int:
+    entries = sorted(catalog.targets.values(), key=lambda entry: entry.model.name)
+    if args.json:
+        console.print_json(
+            {
+                "schema_version": CATALOG_SCHEMA_VERSION,
+                "targets": [
+                    {**entry.model.model_dump(mode="json"), "file": display(entry.path)}
+                    for entry in entries
+                ],
+            }
+        )
+        return 0
+    rows = []
+    for entry in entries:
+        t = entry.model
+        rows.append(
+            [
+                t.name,
+                ", ".join(t.aliases),
+                t.jetpack or "-",
+                f"{t.os.distro} {t.os.release}",
+                t.os.glibc,
+                ", ".join(t.python),
+                t.cuda.version if t.cuda else "-",
+                t.cudnn.version if t.cudnn else "-",
+                t.tensorrt.version if t.tensorrt else "-",
+                ";".join(t.cuda.architectures) if t.cuda else "-",
+                t.base_image.pinned,
+            ]
+        )
+    console.print_table(
+        "targets",
+        [
+            "target",
+            "aliases",
+            "JetPack",
+            "OS",
+            "glibc",
+            "Python",
+            "CUDA",
+            "cuDNN",
+            "TensorRT",
+            "SM",
+            "base image",
+        ],
+        rows,
+    )
+    return 0
+
+
+def cmd_recipes(args: argparse.Namespace, catalog: Catalog) -> int:
+    documents = [_recipe_summary(catalog, name) for name in sorted(catalog.recipes)]
+    if args.json:
+        console.print_json({"schema_version": CATALOG_SCHEMA_VERSION, "recipes": documents})
+        return 0
+    rows = [
+        [
+            doc["name"],
+            doc["build"],
+            f"{doc['versions'][-1]} .. {doc['versions'][0]}",
+            ", ".join(f"{t}={v}" for t, v in doc["default_versions"].items() if v),
+        ]
+        for doc in documents
+    ]
+    console.print_table("recipes", ["package", "build", "versions", "default per target"], rows)
+    return 0
+
+
+def _recipe_summary(catalog: Catalog, name: str) -> dict[str, Any]:
+    entry = catalog.recipes[name]
+    recipe = entry.model
+    defaults: dict[str, str | None] = {}
+    for target_name, target in sorted(catalog.targets.items()):
+        try:
+            defaults[target_name] = select(entry, target.model).version
+        except IncompatibleError:
+            defaults[target_name] = None
+    return {
+        "name": recipe.name,
+        "description": recipe.description,
+        "build": recipe.build.kind,
+        "versions": recipe.sorted_versions(),
+        "needs": list(recipe.needs),
+        "default_versions": defaults,
+        "file": display(entry.path),
+    }
+
+
+def _plan_from_args(args: argparse.Namespace, catalog: Catalog) -> BuildJob:
+    resources = builder_resources(args.builder_cpus, args.builder_memory)
+    return plan_job(
+        catalog,
+        args.package,
+        args.target,
+        version=args.package_version,
+        python=args.python,
+        resources=resources,
+    )
+
+
+def cmd_plan(args: argparse.Namespace, catalog: Catalog) -> int:
+    job = _plan_from_args(args, catalog)
+    if args.json:
+        console.print_json(plan_document([job]))
+        return 0
+    data = job.to_json()
+    rows = [[key, _plain(value)] for key, value in data.items() if key != "build_command"]
+    rows.append(["build_command", " ".join(data["build_command"])])
+    console.print_table(
+        f"plan: {data['package']} {data['version']} for {data['target']}", ["field", "value"], rows
+    )
+    return 0
+
+
+def _plain(value: Any) -> str:
+    if isinstance(value, dict):
+        return ", ".join(f"{k}={_plain(v)}" for k, v in value.items())
+    if isinstance(value, list):
+        return ", ".join(str(item) for item in value) or "-"
+    return "-" if value is None else str(value)
+
+
+def cmd_render(args: argparse.Namespace, catalog: Catalog) -> int:
+    job = _plan_from_args(args, catalog)
+    if args.output is None:
+        console.print_text(job.dockerfile)
+        return 0
+    try:
+        args.output.write_text(job.dockerfile, encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"cannot write {args.output}: {exc.strerror}") from None
+    console.stderr.print(f"wrote {args.output} (build key {job.build_key[:12]})")
+    return 0
+
+
+# --- entry points ---------------------------------------------------------------
+
+Handler = Callable[[argparse.Namespace, Catalog], int]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handler: Handler = args.handler
+    try:
+        catalog = load_catalog(catalog_dirs(args.recipes))
+        return handler(args, catalog)
+    except FarmError as exc:
+        console.error(exc.message, exc.hint)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        console.error("interrupted")
+        return 130
+
+
+def entry_point() -> None:
+    try:
+        code = main()
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # The reader went away (`farm plan ... | head`): stop quietly, as the Python docs advise.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        code = 1
+    sys.exit(code)

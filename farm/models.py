@@ -1,0 +1,296 @@
+"""Typed shapes of the catalog: targets and package recipes.
+
+Every model is frozen and forbids unknown fields, so a typo in a YAML file is
+an error naming the field rather than a silently ignored setting. Cross-file
+rules (a recipe naming a target that does not exist) live in
+:mod:`farm.catalog`; rules about which versions fit which target live in
+:mod:`farm.compat`.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Literal
+
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
+from packaging.version import InvalidVersion, Version
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_validator,
+)
+
+# --- scalar shapes ---------------------------------------------------------
+
+Name = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9._-]*$", max_length=64)]
+DottedVersion = Annotated[str, StringConstraints(pattern=r"^\d+(\.\d+)*$")]
+PythonVersion = Annotated[str, StringConstraints(pattern=r"^3\.\d{1,2}$")]
+AbsolutePath = Annotated[str, StringConstraints(pattern=r"^/\S*$")]
+# CMAKE_CUDA_ARCHITECTURES entries: "87", "87-real" (SASS only), "87-virtual" (PTX only).
+CudaArch = Annotated[str, StringConstraints(pattern=r"^\d{2,3}[a-z]?(-real|-virtual)?$")]
+Digest = Annotated[str, StringConstraints(pattern=r"^sha256:[0-9a-f]{64}$")]
+
+
+def _pep440(value: str) -> str:
+    try:
+        Version(value)
+    except InvalidVersion:
+        raise ValueError(f"{value!r} is not a PEP 440 version") from None
+    return value
+
+
+def _specifier(value: str) -> str:
+    try:
+        SpecifierSet(value)
+    except InvalidSpecifier:
+        raise ValueError(f"{value!r} is not a PEP 440 version specifier") from None
+    return value
+
+
+PackageVersion = Annotated[str, AfterValidator(_pep440)]
+Specifier = Annotated[str, AfterValidator(_specifier)]
+
+# Docker platform → the machine name used in wheel tags (PEP 600).
+WHEEL_ARCH = {"linux/arm64": "aarch64", "linux/amd64": "x86_64"}
+_MANYLINUX = re.compile(r"^manylinux_(\d+)_(\d+)_([a-z0-9_]+)$")
+
+
+class FieldRuleError(ValueError):
+    """A model-level rule broken by one field; lets errors name that field."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class FrozenModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# --- targets ---------------------------------------------------------------
+
+
+class OperatingSystem(FrozenModel):
+    distro: Literal["ubuntu", "debian"]
+    release: str
+    codename: Name
+    glibc: DottedVersion
+
+
+class CudaToolkit(FrozenModel):
+    version: DottedVersion
+    home: AbsolutePath
+    architectures: tuple[CudaArch, ...] = Field(min_length=1)
+
+
+class SystemLibrary(FrozenModel):
+    """cuDNN or TensorRT as the target image installs it."""
+
+    version: DottedVersion
+    home: AbsolutePath
+
+
+class Bootstrap(FrozenModel):
+    """How a locally built base image's root filesystem is made."""
+
+    tool: Literal["mmdebstrap"]
+    suite: Name
+    variant: Literal["extract", "custom", "essential", "apt", "minbase", "buildd", "important"]
+    architecture: Literal["arm64", "amd64"]
+    include: tuple[str, ...] = ()
+    mirror: str | None = None
+
+
+class BaseImage(FrozenModel):
+    reference: str = Field(min_length=1)
+    digest: Digest | None = None
+    bootstrap: Bootstrap | None = None
+
+    @property
+    def pinned(self) -> str:
+        """The reference as a Dockerfile ``FROM`` should use it."""
+        return f"{self.reference}@{self.digest}" if self.digest else self.reference
+
+
+class Target(FrozenModel):
+    """A machine the wheels are built for; chosen by the user, never detected."""
+
+    name: Name
+    aliases: tuple[Name, ...] = ()
+    description: str
+    platform: Literal["linux/arm64", "linux/amd64"]
+    jetpack: DottedVersion | None = None
+    l4t: DottedVersion | None = None
+    os: OperatingSystem
+    manylinux_tag: str
+    python: tuple[PythonVersion, ...] = Field(min_length=1)
+    cuda: CudaToolkit | None = None
+    cudnn: SystemLibrary | None = None
+    tensorrt: SystemLibrary | None = None
+    base_image: BaseImage
+    provided_libs: tuple[str, ...] = ()
+
+    @property
+    def arch(self) -> str:
+        return WHEEL_ARCH[self.platform]
+
+    @property
+    def default_python(self) -> str:
+        return self.python[0]
+
+    def component_version(self, component: str) -> str | None:
+        """Version of ``python``'s default, ``cuda``, ``cudnn`` or ``tensorrt``; None if absent."""
+        if component == "python":
+            return self.default_python
+        part = getattr(self, component)
+        return part.version if part is not None else None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Target:
+        _check_manylinux_tag(self)
+        if (self.cudnn or self.tensorrt) and self.cuda is None:
+            raise FieldRuleError("cuda", "cudnn and tensorrt need cuda on the same target")
+        if self.jetpack and not self.l4t:
+            raise FieldRuleError("l4t", "a JetPack target must name its L4T release")
+        if self.name in self.aliases:
+            raise FieldRuleError("aliases", f"alias {self.name!r} repeats the target's name")
+        if len(set(self.python)) != len(self.python):
+            raise FieldRuleError("python", "a version is listed twice")
+        return self
+
+
+def _check_manylinux_tag(target: Target) -> None:
+    # PEP 600: manylinux_x_y_arch promises glibc >= x.y on arch. A tag above the
+    # target's glibc would let pip install wheels the target cannot load.
+    match = _MANYLINUX.match(target.manylinux_tag)
+    if not match:
+        raise FieldRuleError(
+            "manylinux_tag", f"{target.manylinux_tag!r} is not manylinux_X_Y_ARCH (PEP 600)"
+        )
+    major, minor, arch = int(match[1]), int(match[2]), match[3]
+    if arch != target.arch:
+        raise FieldRuleError(
+            "manylinux_tag",
+            f"{target.manylinux_tag!r} is for {arch}, "
+            f"but platform {target.platform} builds {target.arch}",
+        )
+    if (major, minor) > Version(target.os.glibc).release[:2]:
+        raise FieldRuleError(
+            "manylinux_tag",
+            f"{target.manylinux_tag!r} promises glibc {major}.{minor}, above the target's "
+            f"glibc {target.os.glibc} (PEP 600)",
+        )
+
+
+# --- recipes ---------------------------------------------------------------
+
+
+class GitSource(FrozenModel):
+    kind: Literal["git"]
+    url: str = Field(pattern=r"^(https://|ssh://|git@|file://)\S+$")
+    ref: str = Field(default="v{version}", pattern=r"^\S+$")
+    submodules: bool = True
+
+    def ref_for(self, version: str) -> str:
+        return self.ref.replace("{version}", version)
+
+
+class PathSource(FrozenModel):
+    """Source tree kept in this repository, relative to the recipe file."""
+
+    kind: Literal["path"]
+    path: str = Field(min_length=1)
+
+    def ref_for(self, version: str) -> str:
+        return self.path
+
+
+Source = Annotated[GitSource | PathSource, Field(discriminator="kind")]
+Component = Literal["python", "cuda", "cudnn", "tensorrt"]
+
+
+class Requirements(FrozenModel):
+    python: Specifier | None = None
+    cuda: Specifier | None = None
+    cudnn: Specifier | None = None
+    tensorrt: Specifier | None = None
+
+    def items(self) -> list[tuple[Component, str]]:
+        pairs: list[tuple[Component, str | None]] = [
+            ("python", self.python),
+            ("cuda", self.cuda),
+            ("cudnn", self.cudnn),
+            ("tensorrt", self.tensorrt),
+        ]
+        return [(name, spec) for name, spec in pairs if spec is not None]
+
+
+class CompatibilityRule(FrozenModel):
+    """For the package versions in ``versions``, the target must meet ``requires``."""
+
+    versions: Specifier
+    requires: Requirements
+    because: str = Field(min_length=1)
+
+
+class OnnxruntimeBuild(FrozenModel):
+    """onnxruntime's own build driver, ``tools/ci_build/build.py``."""
+
+    kind: Literal["onnxruntime"]
+    dockerfile: str = "onnxruntime.Dockerfile.j2"
+    config: Literal["Release", "RelWithDebInfo", "Debug", "MinSizeRel"] = "Release"
+    cmake: Specifier
+    python_requirements: tuple[str, ...] = ()
+    system_packages: tuple[str, ...] = ()
+    cmake_defines: dict[str, str] = Field(default_factory=dict)
+    extra_args: tuple[str, ...] = ()
+    # Memory one parallel CUDA compile job may take, and each extra nvcc thread.
+    job_memory_gib: float = Field(default=6.0, gt=0)
+    nvcc_thread_memory_gib: float = Field(default=2.0, gt=0)
+    max_nvcc_threads: int = Field(default=4, ge=1)
+    reserve_memory_gib: float = Field(default=2.0, ge=0)
+
+
+Build = Annotated[OnnxruntimeBuild, Field(discriminator="kind")]
+
+
+class OnnxruntimeSmoke(FrozenModel):
+    kind: Literal["onnxruntime"]
+    # Execution providers the wheel must have compiled in, per target name; "*" for any other.
+    expect_providers: dict[str, tuple[str, ...]] = Field(min_length=1)
+
+    def providers_for(self, target: str) -> tuple[str, ...]:
+        return self.expect_providers.get(target, self.expect_providers.get("*", ()))
+
+
+Smoke = Annotated[OnnxruntimeSmoke, Field(discriminator="kind")]
+
+
+class Recipe(FrozenModel):
+    """How one Python distribution is fetched, built and tested."""
+
+    name: Name
+    description: str
+    source: Source
+    versions: tuple[PackageVersion, ...] = Field(min_length=1)
+    needs: tuple[Literal["cuda", "cudnn", "tensorrt"], ...] = ()
+    defaults: dict[str, PackageVersion] = Field(default_factory=dict)
+    rules: tuple[CompatibilityRule, ...] = ()
+    build: Build
+    smoke: Smoke
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Recipe:
+        if len({Version(v) for v in self.versions}) != len(self.versions):
+            raise FieldRuleError("versions", "a version is listed twice")
+        for target, version in self.defaults.items():
+            if version not in self.versions:
+                raise FieldRuleError(f"defaults.{target}", f"{version} is not in versions")
+        return self
+
+    def sorted_versions(self) -> list[str]:
+        """Known versions, newest first."""
+        return sorted(self.versions, key=Version, reverse=True)

@@ -1,0 +1,140 @@
+"""Planning: from a package, a target and the user's choices to build jobs.
+
+A plan is pure data. It resolves the version and Python by the recipe's rules,
+sizes parallelism from the builder's resources, renders the Dockerfile and
+derives the build key; it runs nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from farm import __version__
+from farm.builders import driver_for
+from farm.catalog import Catalog
+from farm.compat import select
+from farm.jobspec import JobSpec
+from farm.render import JOBS_ARG, NVCC_THREADS_ARG, render_dockerfile
+from farm.resources import BuilderResources, Parallelism
+
+PLAN_SCHEMA_VERSION = 1
+STRATEGIES = ("emulated", "cross")
+
+
+@dataclass(frozen=True, kw_only=True)
+class BuildJob:
+    """Everything a later stage needs to build, repair and test one wheel."""
+
+    spec: JobSpec
+    strategy: str
+    dockerfile: str
+    build_key: str
+    build_command: tuple[str, ...]
+    parallelism: Parallelism
+    resources: BuilderResources
+
+    @property
+    def build_args(self) -> dict[str, str]:
+        """BuildKit ``--build-arg`` values; they never change the wheel, so not the key."""
+        return {
+            JOBS_ARG: str(self.parallelism.jobs),
+            NVCC_THREADS_ARG: str(self.parallelism.nvcc_threads),
+        }
+
+    def to_json(self) -> dict[str, Any]:
+        spec, target = self.spec, self.spec.target
+        return {
+            "package": spec.recipe.name,
+            "version": spec.version,
+            "target": target.name,
+            "python": spec.python,
+            "platform": target.platform,
+            "strategy": self.strategy,
+            "base_image": target.base_image.pinned,
+            "manylinux_tag": target.manylinux_tag,
+            "exclude_libs": list(target.provided_libs),
+            "source": {
+                "url": getattr(spec.recipe.source, "url", None),
+                "ref": spec.source_ref,
+                "submodules": getattr(spec.recipe.source, "submodules", False),
+            },
+            "build_key": self.build_key,
+            "build_command": list(self.build_command),
+            "build_args": self.build_args,
+            "parallelism": {
+                "jobs": self.parallelism.jobs,
+                "nvcc_threads": self.parallelism.nvcc_threads,
+                "builder_cpus": self.resources.cpus,
+                "builder_memory_gib": round(self.resources.memory_gib, 1),
+                "builder_figures_from": self.resources.source,
+            },
+            "smoke": {"expect_providers": list(spec.recipe.smoke.providers_for(target.name))},
+        }
+
+
+def build_key(spec: JobSpec, dockerfile: str) -> str:
+    """Content hash of everything that shapes the wheel.
+
+    Parts of the recipe that only choose jobs (the version list, defaults,
+    compatibility rules, smoke expectations) are left out, so adding a new
+    version to a recipe does not invalidate wheels already built.
+    """
+    shaping = {
+        "farm": __version__,
+        "recipe": spec.recipe.model_dump(mode="json", include={"name", "source", "needs", "build"}),
+        "target": spec.target.model_dump(mode="json", exclude={"description", "aliases"}),
+        "version": spec.version,
+        "source_ref": spec.source_ref,
+        "python": spec.python,
+        "dockerfile": dockerfile,
+    }
+    canonical = json.dumps(shaping, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def plan_job(
+    catalog: Catalog,
+    package: str,
+    target_name: str,
+    *,
+    version: str | None = None,
+    python: str | None = None,
+    resources: BuilderResources,
+    strategy: str = "emulated",
+) -> BuildJob:
+    recipe = catalog.recipe(package)
+    target = catalog.target(target_name)
+    chosen = select(recipe, target.model, version=version, python=python)
+    spec = JobSpec(
+        recipe=recipe.model,
+        recipe_path=recipe.path,
+        target=target.model,
+        version=chosen.version,
+        python=chosen.python,
+    )
+    driver = driver_for(recipe.model.build)
+    parallelism = driver.parallelism(recipe.model.build, resources)
+    dockerfile = render_dockerfile(spec)
+    command = driver.build_argv(
+        spec, jobs=str(parallelism.jobs), nvcc_threads=str(parallelism.nvcc_threads)
+    )
+    return BuildJob(
+        spec=spec,
+        strategy=strategy,
+        dockerfile=dockerfile,
+        build_key=build_key(spec, dockerfile),
+        build_command=tuple(command),
+        parallelism=parallelism,
+        resources=resources,
+    )
+
+
+def plan_document(jobs: list[BuildJob]) -> dict[str, Any]:
+    return {
+        "schema_version": PLAN_SCHEMA_VERSION,
+        "farm_version": __version__,
+        "jobs": [job.to_json() for job in jobs],
+    }

@@ -1,0 +1,84 @@
+"""Dockerfiles rendered from ``dockerfiles/*.j2`` with jinja2.
+
+Rendering is strict (an undefined name is an error, not an empty string) and
+pure: the same job gives the same text byte for byte, which is what lets the
+rendered Dockerfile feed the build key. Values that vary with the builder
+(parallelism) stay BuildKit ``ARG``s so they never change the text.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from collections.abc import Iterable
+from typing import Any
+
+import jinja2
+
+from farm import __version__
+from farm.builders import driver_for
+from farm.errors import CatalogError
+from farm.jobspec import JobSpec
+from farm.paths import data_dir
+
+JOBS_ARG = "FARM_JOBS"
+NVCC_THREADS_ARG = "FARM_NVCC_THREADS"
+_PLACEHOLDER = re.compile(r"^\$\{[A-Z_][A-Z0-9_]*\}$")
+
+
+def shell_join(argv: Iterable[str]) -> str:
+    """Like :func:`shlex.join`, but ``${ARG}`` placeholders stay expandable."""
+    return " ".join(f'"{arg}"' if _PLACEHOLDER.match(arg) else shlex.quote(arg) for arg in argv)
+
+
+def _environment() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(data_dir("dockerfiles")),
+        undefined=jinja2.StrictUndefined,
+        autoescape=False,  # noqa: S701 - the output is a Dockerfile, not HTML
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["shell_join"] = shell_join
+    env.filters["shquote"] = shlex.quote
+    return env
+
+
+def template_context(spec: JobSpec) -> dict[str, Any]:
+    target = spec.target
+    driver = driver_for(spec.recipe.build)
+    placeholder_argv = driver.build_argv(
+        spec, jobs=f"${{{JOBS_ARG}}}", nvcc_threads=f"${{{NVCC_THREADS_ARG}}}"
+    )
+    return {
+        "farm_version": __version__,
+        "package": spec.recipe.name,
+        "version": spec.version,
+        "python": spec.python,
+        "target": target,
+        "base_image": target.base_image.pinned,
+        "source": spec.recipe.source,
+        "source_ref": spec.source_ref,
+        "jobs_arg": JOBS_ARG,
+        "nvcc_threads_arg": NVCC_THREADS_ARG,
+        "build_command": shell_join(placeholder_argv),
+        **driver.template_context(spec),
+    }
+
+
+def render_dockerfile(spec: JobSpec) -> str:
+    template_name = spec.recipe.build.dockerfile
+    try:
+        template = _environment().get_template(template_name)
+        return template.render(template_context(spec), template=template_name)
+    except jinja2.TemplateNotFound:
+        raise CatalogError(
+            spec.recipe_path,
+            "build.dockerfile",
+            f"template {template_name!r} not found in {data_dir('dockerfiles')}",
+        ) from None
+    except jinja2.UndefinedError as exc:
+        raise CatalogError(
+            f"dockerfiles/{template_name}", None, f"template uses an undefined value: {exc.message}"
+        ) from None

@@ -1,0 +1,33 @@
+"""Shared fixtures: the built-in catalog, and a scratch copy for tests that break files."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from farm.catalog import Catalog, load_catalog
+from farm.paths import data_dir
+from farm.resources import BuilderResources
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def catalog() -> Catalog:
+    return load_catalog([data_dir("recipes")])
+
+
+@pytest.fixture
+def catalog_copy(tmp_path: Path) -> Path:
+    """A writable copy of the built-in catalog, used as the only catalog directory."""
+    copy = tmp_path / "recipes"
+    shutil.copytree(data_dir("recipes"), copy)
+    return copy
+
+
+@pytest.fixture
+def ci_runner() -> BuilderResources:
+    """The figures of this project's CI machines: 2 cores, 24 GiB."""
+    return BuilderResources(cpus=2, memory_gib=24.0, source="test")
