@@ -157,7 +157,8 @@ _StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _c
 
 
 def _validation_error(path: Path, exc: ValidationError) -> CatalogError:
-    errors = exc.errors(include_url=False)
+    # An unknown field is most often a typo of a missing one: report it first.
+    errors = sorted(exc.errors(include_url=False), key=lambda e: e["type"] != "extra_forbidden")
     first = errors[0]
     field = _field_path(first)
     rule = _rule_text(first)

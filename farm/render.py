@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import shlex
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import jinja2
@@ -31,6 +31,16 @@ def shell_join(argv: Iterable[str]) -> str:
     return " ".join(f'"{arg}"' if _PLACEHOLDER.match(arg) else shlex.quote(arg) for arg in argv)
 
 
+def shell_lines(argv: Sequence[str], indent: str = "    ") -> str:
+    """:func:`shell_join` with each ``--option`` and its values on a continued line."""
+    groups: list[list[str]] = []
+    for arg in argv:
+        if not groups or arg.startswith("--"):
+            groups.append([])
+        groups[-1].append(arg)
+    return f" \\\n{indent}".join(shell_join(group) for group in groups)
+
+
 def _environment() -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(data_dir("dockerfiles")),
@@ -41,6 +51,7 @@ def _environment() -> jinja2.Environment:
         lstrip_blocks=True,
     )
     env.filters["shell_join"] = shell_join
+    env.filters["shell_lines"] = shell_lines
     env.filters["shquote"] = shlex.quote
     return env
 
@@ -62,7 +73,7 @@ def template_context(spec: JobSpec) -> dict[str, Any]:
         "source_ref": spec.source_ref,
         "jobs_arg": JOBS_ARG,
         "nvcc_threads_arg": NVCC_THREADS_ARG,
-        "build_command": shell_join(placeholder_argv),
+        "build_command": placeholder_argv,
         **driver.template_context(spec),
     }
 

@@ -73,6 +73,10 @@ def build_argv(spec: JobSpec, *, jobs: str, nvcc_threads: str) -> list[str]:
         "--skip_submodule_sync",
         "--allow_running_as_root",
         "--compile_no_warning_as_error",
+        "--cmake_generator",
+        "Ninja",
+        # ccache through CMake's compiler launcher; its directory is a BuildKit cache mount.
+        "--use_cache",
         "--parallel",
         jobs,
     ]

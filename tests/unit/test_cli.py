@@ -1,0 +1,121 @@
+"""The command line through ``main(argv)``: output shapes, exit codes and one-line errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from farm.cli import main
+
+
+def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_targets_json_lists_the_four_targets(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = _run(capsys, "targets", "--json")
+    assert code == 0
+    document = json.loads(out)
+    assert document["schema_version"] == 1
+    by_name = {t["name"]: t for t in document["targets"]}
+    assert set(by_name) == {"jetpack5", "jetpack6", "jetpack7", "bookworm-arm64"}
+    jp6 = by_name["jetpack6"]
+    assert (
+        jp6["cuda"]["version"],
+        jp6["tensorrt"]["version"],
+        jp6["python"],
+        jp6["os"]["glibc"],
+    ) == ("12.6", "10.3", ["3.10"], "2.35")
+    assert by_name["bookworm-arm64"]["cuda"] is None
+
+
+def test_targets_table(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = _run(capsys, "targets")
+    assert code == 0
+    assert "jetpack6" in out and "jp6" in out and "12.6" in out
+
+
+def test_recipes_json_gives_default_versions(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = _run(capsys, "recipes", "--json")
+    assert code == 0
+    (recipe,) = [r for r in json.loads(out)["recipes"] if r["name"] == "onnxruntime-gpu"]
+    assert recipe["default_versions"]["jetpack5"] == "1.16.3"
+    assert recipe["default_versions"]["bookworm-arm64"] is None
+
+
+def test_plan_json_is_one_versioned_job(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = _run(
+        capsys,
+        "plan",
+        "onnxruntime-gpu",
+        "--target",
+        "jp6",
+        "--json",
+        "--builder-cpus",
+        "2",
+        "--builder-memory",
+        "24",
+    )
+    assert code == 0
+    document = json.loads(out)
+    assert document["schema_version"] == 1
+    (job,) = document["jobs"]
+    assert job["target"] == "jetpack6"
+    assert job["parallelism"]["builder_figures_from"] == "command line"
+    assert len(job["build_key"]) == 64
+
+
+def test_plan_with_python_rule_broken(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = _run(
+        capsys, "plan", "onnxruntime-gpu", "--target", "jetpack6", "--version", "1.24.1"
+    )
+    assert code == 2
+    assert out == ""
+    assert len(err.strip().splitlines()) == 1
+    assert "onnxruntime-gpu.yaml: rules[" in err and "needs python >=3.11" in err
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["plan", "onnxruntime-gpu", "--target", "jetpack9"], "unknown target 'jetpack9'"),
+        (["plan", "tensorflow", "--target", "jp6"], "unknown package 'tensorflow'"),
+        (["plan", "onnxruntime-gpu", "--target", "bookworm-arm64"], "needs a target with cuda"),
+        (["plan", "onnxruntime-gpu", "--target", "jp6", "--python", "3.12"], "no python 3.12"),
+    ],
+)
+def test_bad_input_is_one_error_line_and_exit_2(
+    capsys: pytest.CaptureFixture[str], argv: list[str], expected: str
+) -> None:
+    code, _, err = _run(capsys, *argv)
+    assert code == 2
+    assert err.startswith("farm: error: ")
+    assert expected in err.splitlines()[0]
+
+
+def test_broken_user_catalog(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    (tmp_path / "targets").mkdir()
+    (tmp_path / "targets" / "mine.yaml").write_text("name: mine\nplatfrom: linux/arm64\n")
+    code, _, err = _run(capsys, "--recipes", str(tmp_path), "targets")
+    assert code == 2
+    assert "mine.yaml: platfrom: unknown field" in err
+
+
+def test_render_writes_a_file(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    output = tmp_path / "Dockerfile"
+    code, out, err = _run(capsys, "render", "onnxruntime-gpu", "--target", "jp5", "-o", str(output))
+    assert code == 0 and out == ""
+    assert output.read_text().startswith("# onnxruntime-gpu 1.16.3 for jetpack5")
+    assert "build key" in err
+
+
+def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as caught:
+        main(["plan", "onnxruntime-gpu"])
+    assert caught.value.code == 2
+    assert "--target" in capsys.readouterr().err
