@@ -104,13 +104,18 @@ def _check_names(catalog: Catalog) -> None:
         recipe = recipe_entry.model
         for field, names in (
             ("defaults", recipe.defaults),
-            ("smoke.expect_providers", recipe.smoke.expect_providers),
+            ("smoke.expect_providers", getattr(recipe.smoke, "expect_providers", {})),
         ):
             for name in names:
                 if name != "*" and name not in catalog.targets:
                     raise CatalogError(
                         recipe_entry.path, f"{field}.{name}", f"{name!r} is not a target name"
                     )
+        source = recipe.source
+        if source.kind == "path" and not (recipe_entry.path.parent / source.path).is_dir():
+            raise CatalogError(
+                recipe_entry.path, "source.path", f"{source.path!r} is not a directory"
+            )
 
 
 def load_model(path: Path, model: type[ModelT]) -> ModelT:

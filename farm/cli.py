@@ -10,13 +10,26 @@ from pathlib import Path
 from typing import Any
 
 from farm import __version__, console
+from farm.baseimage import ensure_base_image, planned_commands
+from farm.build import dry_run_commands, run_build
 from farm.catalog import Catalog, catalog_dirs, display, load_catalog
 from farm.compat import select
-from farm.errors import FarmError, IncompatibleError, UsageError
+from farm.doctor import check_binfmt, check_qemu, run_checks
+from farm.engine import Engine, daemon_version, detect_engine, image_exists
+from farm.errors import (
+    EXIT_ENVIRONMENT,
+    EnvironmentProblem,
+    FarmError,
+    IncompatibleError,
+    UsageError,
+)
+from farm.paths import cache_dir, output_dir
 from farm.plan import BuildJob, plan_document, plan_job
+from farm.process import command_line
 from farm.resources import builder_resources
 
 CATALOG_SCHEMA_VERSION = 1
+BUILD_SCHEMA_VERSION = 1
 
 DESCRIPTION = """\
 Build onnxruntime-gpu (and other) wheels for NVIDIA Jetson on x86_64 machines.
@@ -32,11 +45,18 @@ workflow:
   farm recipes                                   packages, versions, default per target
   farm plan onnxruntime-gpu --target jetpack6    the job: version, image, build command, key
   farm render onnxruntime-gpu --target jetpack6  the Dockerfile BuildKit will build
+  farm doctor                                    can this machine build? (fixes for what not)
+  farm build demo --target bookworm-arm64        a real aarch64 wheel, built under QEMU
+  farm build onnxruntime-gpu --target jp6 --dry-run
+                                                 the exact BuildKit commands, nothing run
 
 configuration:
   --recipes DIR / FARM_RECIPES     extra catalog directories (targets/*.yaml, packages/*.yaml)
   FARM_BUILDER_CPUS, FARM_BUILDER_MEMORY_GIB
                                    the builder's size when it is not this machine
+  FARM_ENGINE=buildx|classic, FARM_DOCKER=PATH, FARM_BUILDX_BUILDER, FARM_BUILDX_CACHE
+                                   the BuildKit client (default: detected; see farm doctor)
+  FARM_OUTPUT_DIR, FARM_CACHE_DIR  job outputs (./out), cached root filesystems (~/.cache/farm)
 
 exit codes: 0 success, 1 a stage failed, 2 bad input (arguments, recipes, combinations),
             3 the host lacks something (docker, QEMU, disk)
@@ -100,6 +120,37 @@ def build_parser() -> argparse.ArgumentParser:
         "-o", "--output", type=Path, metavar="FILE", help="write to FILE instead of standard output"
     )
     render.set_defaults(handler=cmd_render)
+
+    doctor = commands.add_parser(
+        "doctor",
+        help="check that this machine can build for the targets",
+        description="Check the docker engine, BuildKit, QEMU emulation, disk and memory; every "
+        "failed check prints the exact fix. Exit 3 when a check fails.",
+    )
+    _add_json(doctor)
+    doctor.set_defaults(handler=cmd_doctor)
+
+    build = commands.add_parser(
+        "build",
+        help="build the wheel(s) for a package and target",
+        description="Plan, render and build with BuildKit for the target platform (QEMU on "
+        "x86_64), then export the wheels into the output directory. A target with a "
+        "bootstrapped base image gets it built (and cached) first.",
+    )
+    _add_job_arguments(build)
+    build.add_argument(
+        "--output-dir",
+        type=Path,
+        metavar="DIR",
+        help="where job directories go (default: FARM_OUTPUT_DIR or ./out)",
+    )
+    build.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print the exact commands (secrets masked) and run nothing",
+    )
+    _add_json(build)
+    build.set_defaults(handler=cmd_build)
     return parser
 
 
@@ -290,6 +341,103 @@ def cmd_render(args: argparse.Namespace, catalog: Catalog) -> int:
         raise UsageError(f"cannot write {args.output}: {exc.strerror}") from None
     console.stderr.print(f"wrote {args.output} (build key {job.build_key[:12]})")
     return 0
+
+
+def cmd_doctor(args: argparse.Namespace, catalog: Catalog) -> int:
+    checks = run_checks(cache_dir())
+    failed = any(check.status == "fail" for check in checks)
+    if args.json:
+        console.print_json(
+            {
+                "schema_version": CATALOG_SCHEMA_VERSION,
+                "ok": not failed,
+                "checks": [check.to_json() for check in checks],
+            }
+        )
+    else:
+        for check in checks:
+            console.print_check(check.status, check.name, check.detail, check.fix)
+    return EXIT_ENVIRONMENT if failed else 0
+
+
+def cmd_build(args: argparse.Namespace, catalog: Catalog) -> int:
+    job = _plan_from_args(args, catalog)
+    out_root = args.output_dir or output_dir()
+    target = job.spec.target
+    if args.dry_run:
+        engine = _engine_for_dry_run()
+        commands = []
+        if target.base_image.bootstrap and not image_exists(engine, target.base_image.pinned):
+            commands += [
+                command_line(argv, env)
+                for argv, env in planned_commands(target, engine, cache_dir())
+            ]
+        commands += dry_run_commands(job, engine, out_root)
+        if args.json:
+            console.print_json(
+                {
+                    "schema_version": BUILD_SCHEMA_VERSION,
+                    "dry_run": True,
+                    "engine": engine.describe(),
+                    "commands": commands,
+                    "job": job.to_json(),
+                }
+            )
+        else:
+            console.info(f"engine: {engine.describe()}")
+            console.print_text(
+                f"# base image: {target.base_image.pinned} ({target.platform})\n"
+                f"# in the container: {' '.join(job.build_command)}\n"
+                + "".join(f"+ {command}\n" for command in commands)
+            )
+        return 0
+    engine = _preflight(target.platform)
+    with console.section("base_image", f"base image {target.base_image.pinned}") as line:
+        base = ensure_base_image(target, engine, cache_dir(), line)
+    console.info(f"base image {base.reference}: {base.action} ({base.duration_s:.0f} s)")
+    header = f"building {job.spec.recipe.name} {job.spec.version} for {target.name}"
+    with console.section("build", f"{header} with {engine.describe()}") as line:
+        result = run_build(job, engine, out_root, line)
+    if args.json:
+        console.print_json(
+            {
+                "schema_version": BUILD_SCHEMA_VERSION,
+                "dry_run": False,
+                "build_key": job.build_key,
+                "job_dir": str(result.job_dir),
+                "wheels": [str(wheel) for wheel in result.wheels],
+                "log": str(result.log),
+                "duration_s": round(result.duration_s, 1),
+            }
+        )
+    else:
+        for wheel in result.wheels:
+            console.print_text(f"{wheel}\n")
+    console.info(f"build took {result.duration_s:.1f} s; log: {result.log}")
+    return 0
+
+
+def _engine_for_dry_run() -> Engine:
+    try:
+        return detect_engine()
+    except EnvironmentProblem:
+        # Nothing runs: show the commands a BuildKit-capable classic client would get.
+        return Engine(
+            kind="classic",
+            docker="docker",
+            client_version="unknown",
+            reason="assumed for --dry-run",
+        )
+
+
+def _preflight(platform: str) -> Engine:
+    """Fail before BuildKit starts when the daemon or emulation cannot work."""
+    engine = detect_engine()
+    daemon_version(engine)
+    for check in (check_binfmt(platform), check_qemu(platform)):
+        if check.status == "fail":
+            raise EnvironmentProblem(check.detail, hint=check.fix)
+    return engine
 
 
 # --- entry points ---------------------------------------------------------------

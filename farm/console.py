@@ -6,9 +6,13 @@ Results (tables, Dockerfiles, JSON) go to stdout, messages to stderr, so
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import re
 import sys
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from rich.console import Console
@@ -38,7 +42,49 @@ def print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[str]
     stdout.print(table)
 
 
+_MARKS = {"ok": "[green]ok  [/]", "warn": "[yellow]warn[/]", "fail": "[bold red]FAIL[/]"}
+
+
+def print_check(status: str, name: str, detail: str, fix: str | None) -> None:
+    stdout.print(f"{_MARKS.get(status, status)} {escape(name)}: {escape(detail)}")
+    if fix and status != "ok":
+        stdout.print(f"     fix: {escape(fix)}")
+
+
 def error(message: str, hint: str | None = None) -> None:
     stderr.print(f"[bold red]farm: error:[/] {escape(message)}")
     if hint:
         stderr.print(f"[yellow]farm: hint:[/] {escape(hint)}")
+
+
+def info(message: str) -> None:
+    stderr.print(escape(message))
+
+
+@contextlib.contextmanager
+def section(name: str, header: str) -> Iterator[Callable[[str], None]]:
+    """A block of long-running output; yields the callback that prints its lines.
+
+    In GitLab CI the block is a collapsible log section; on a terminal a
+    spinner shows the latest line; elsewhere every line is printed plainly.
+    """
+    if os.environ.get("GITLAB_CI"):
+        slug = re.sub(r"[^a-z0-9_]+", "_", name.lower())
+        sys.stderr.write(
+            f"\x1b[0Ksection_start:{int(time.time())}:{slug}[collapsed=true]\r\x1b[0K{header}\n"
+        )
+        try:
+            yield _plain_line
+        finally:
+            sys.stderr.write(f"\x1b[0Ksection_end:{int(time.time())}:{slug}\r\x1b[0K\n")
+        return
+    info(header)
+    if not stderr.is_terminal:
+        yield _plain_line
+        return
+    with stderr.status(escape(header)) as status:
+        yield lambda line: status.update(escape(f"{header}: {line[:150]}"))
+
+
+def _plain_line(line: str) -> None:
+    sys.stderr.write(f"  | {line}\n")

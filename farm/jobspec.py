@@ -17,6 +17,15 @@ class JobSpec:
     target: Target
     version: str
     python: str
+    source_digest: str | None = None  # content hash of a source tree kept in the repository
+
+    @property
+    def context_dir(self) -> Path | None:
+        """The BuildKit context for a source tree in the repository; None for git sources."""
+        source = self.recipe.source
+        if source.kind != "path":
+            return None
+        return (self.recipe_path.parent / source.path).resolve()
 
     @property
     def source_ref(self) -> str:

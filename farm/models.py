@@ -9,6 +9,8 @@ rules (a recipe naming a target that does not exist) live in
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 from typing import Annotated, Literal
 
@@ -110,8 +112,23 @@ class BaseImage(FrozenModel):
     bootstrap: Bootstrap | None = None
 
     @property
+    def bootstrap_key(self) -> str | None:
+        """Content hash of the bootstrap recipe: the tag, and the rootfs cache key."""
+        if self.bootstrap is None:
+            return None
+        canonical = json.dumps(self.bootstrap.model_dump(mode="json"), sort_keys=True)
+        return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+    @property
     def pinned(self) -> str:
-        """The reference as a Dockerfile ``FROM`` should use it."""
+        """The reference as a Dockerfile ``FROM`` should use it.
+
+        A registry image is pinned by digest when one is given; a bootstrapped
+        image is tagged with the hash of its bootstrap recipe, so changing the
+        package list gives a new image and a new build key.
+        """
+        if self.bootstrap_key is not None:
+            return f"{self.reference}:{self.bootstrap_key}"
         return f"{self.reference}@{self.digest}" if self.digest else self.reference
 
 
@@ -254,7 +271,16 @@ class OnnxruntimeBuild(FrozenModel):
     reserve_memory_gib: float = Field(default=2.0, ge=0)
 
 
-Build = Annotated[OnnxruntimeBuild, Field(discriminator="kind")]
+class Pep517Build(FrozenModel):
+    """The standard PEP 517 path: ``pip wheel`` of the source tree inside the target."""
+
+    kind: Literal["pep517"]
+    dockerfile: str = "pep517.Dockerfile.j2"
+    system_packages: tuple[str, ...] = ()
+    pip_args: tuple[str, ...] = ()
+
+
+Build = Annotated[OnnxruntimeBuild | Pep517Build, Field(discriminator="kind")]
 
 
 class OnnxruntimeSmoke(FrozenModel):
@@ -265,8 +291,22 @@ class OnnxruntimeSmoke(FrozenModel):
     def providers_for(self, target: str) -> tuple[str, ...]:
         return self.expect_providers.get(target, self.expect_providers.get("*", ()))
 
+    def expectations(self, target: str) -> dict[str, object]:
+        return {"kind": self.kind, "expect_providers": list(self.providers_for(target))}
 
-Smoke = Annotated[OnnxruntimeSmoke, Field(discriminator="kind")]
+
+class PythonSmoke(FrozenModel):
+    """Import a module and run a short script that raises on a wrong result."""
+
+    kind: Literal["python"]
+    module: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_.]*$")
+    script: str = Field(min_length=1)
+
+    def expectations(self, target: str) -> dict[str, object]:
+        return {"kind": self.kind, "module": self.module}
+
+
+Smoke = Annotated[OnnxruntimeSmoke | PythonSmoke, Field(discriminator="kind")]
 
 
 class Recipe(FrozenModel):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 _PACKAGE = Path(__file__).resolve().parent
@@ -13,3 +14,17 @@ def data_dir(name: str) -> Path:
     if (_PACKAGE.parent / "pyproject.toml").is_file() and checkout.is_dir():
         return checkout
     return _PACKAGE / "_data" / name
+
+
+def cache_dir() -> Path:
+    """Where inputs-keyed artefacts live (root filesystems): ``FARM_CACHE_DIR`` or XDG cache."""
+    configured = os.environ.get("FARM_CACHE_DIR")
+    if configured:
+        return Path(configured)
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "farm"
+
+
+def output_dir() -> Path:
+    """Where wheels, logs and records of jobs go: ``FARM_OUTPUT_DIR`` or ``./out``."""
+    return Path(os.environ.get("FARM_OUTPUT_DIR") or "out")

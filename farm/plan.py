@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from farm import __version__
@@ -17,6 +18,7 @@ from farm.builders import driver_for
 from farm.catalog import Catalog
 from farm.compat import select
 from farm.jobspec import JobSpec
+from farm.models import Recipe
 from farm.render import JOBS_ARG, NVCC_THREADS_ARG, render_dockerfile
 from farm.resources import BuilderResources, Parallelism
 
@@ -71,7 +73,7 @@ class BuildJob:
                 "builder_memory_gib": round(self.resources.memory_gib, 1),
                 "builder_figures_from": self.resources.source,
             },
-            "smoke": {"expect_providers": list(spec.recipe.smoke.providers_for(target.name))},
+            "smoke": spec.recipe.smoke.expectations(target.name),
         }
 
 
@@ -88,6 +90,7 @@ def build_key(spec: JobSpec, dockerfile: str) -> str:
         "target": spec.target.model_dump(mode="json", exclude={"description", "aliases"}),
         "version": spec.version,
         "source_ref": spec.source_ref,
+        "source_digest": spec.source_digest,
         "python": spec.python,
         "dockerfile": dockerfile,
     }
@@ -109,6 +112,7 @@ def plan_job(
     target = catalog.target(target_name)
     chosen = select(recipe, target.model, version=version, python=python)
     spec = JobSpec(
+        source_digest=_tree_digest(recipe.model, recipe.path),
         recipe=recipe.model,
         recipe_path=recipe.path,
         target=target.model,
@@ -130,6 +134,27 @@ def plan_job(
         parallelism=parallelism,
         resources=resources,
     )
+
+
+_IGNORED_PARTS = {"__pycache__", "build", "dist", ".git", ".eggs"}
+
+
+def _tree_digest(recipe: Recipe, recipe_path: Path) -> str | None:
+    """SHA-256 over the relative paths and contents of a repository-kept source tree."""
+    if recipe.source.kind != "path":
+        return None
+    root = (recipe_path.parent / recipe.source.path).resolve()
+    digest = hashlib.sha256()
+    for path in sorted(root.rglob("*")):
+        relative = path.relative_to(root)
+        if (
+            not path.is_file()
+            or _IGNORED_PARTS & set(relative.parts)
+            or any(part.endswith(".egg-info") for part in relative.parts)
+        ):
+            continue
+        digest.update(relative.as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
 
 
 def plan_document(jobs: list[BuildJob]) -> dict[str, Any]:

@@ -1,0 +1,130 @@
+"""Locally bootstrapped base images: a root filesystem made with mmdebstrap, loaded as an image.
+
+The tarball is cached under the farm cache directory, keyed by the bootstrap
+recipe's hash; the image is tagged with the same key. A present image is
+reused, a present tarball is loaded without bootstrapping again. The image is
+built through BuildKit (``FROM scratch`` + ``ADD``) for the target platform, so
+it carries the right architecture label (``docker import`` would label it with
+the host's and BuildKit would then try to pull it).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from farm.engine import BuildRequest, Engine, image_exists
+from farm.errors import EnvironmentProblem, FarmError
+from farm.models import Bootstrap, Target
+from farm.process import Finished, stream
+
+Runner = Callable[[list[str], dict[str, str]], Finished]
+
+
+@dataclass(frozen=True, kw_only=True)
+class BaseImage:
+    reference: str
+    tarball: Path | None
+    action: str  # "reused", "loaded" or "bootstrapped"
+    duration_s: float
+
+
+def mmdebstrap_argv(bootstrap: Bootstrap, tarball: Path) -> list[str]:
+    argv = [
+        "mmdebstrap",
+        f"--variant={bootstrap.variant}",
+        f"--architectures={bootstrap.architecture}",
+    ]
+    if bootstrap.include:
+        argv.append("--include=" + ",".join(bootstrap.include))
+    argv += [bootstrap.suite, str(tarball)]
+    if bootstrap.mirror:
+        argv.append(bootstrap.mirror)
+    return argv
+
+
+def tarball_path(target: Target, cache: Path) -> Path:
+    return cache / "rootfs" / f"{target.name}-{target.base_image.bootstrap_key}.tar"
+
+
+def load_request(target: Target, context: Path) -> BuildRequest:
+    return BuildRequest(
+        dockerfile=context / "Dockerfile",
+        context=context,
+        platform=target.platform,
+        tag=target.base_image.pinned,
+        use_registry_cache=False,
+    )
+
+
+def planned_commands(
+    target: Target, engine: Engine, cache: Path
+) -> list[tuple[list[str], dict[str, str]]]:
+    """What :func:`ensure_base_image` would run when nothing is cached, with each one's env."""
+    bootstrap = target.base_image.bootstrap
+    if bootstrap is None:
+        return []
+    context = cache / "rootfs" / "load-context"
+    return [
+        (mmdebstrap_argv(bootstrap, tarball_path(target, cache)), {}),
+        (engine.build_argv(load_request(target, context)), engine.env),
+    ]
+
+
+def ensure_base_image(
+    target: Target, engine: Engine, cache: Path, on_line: Callable[[str], None]
+) -> BaseImage:
+    started = time.monotonic()
+    reference = target.base_image.pinned
+    bootstrap = target.base_image.bootstrap
+    if bootstrap is None or image_exists(engine, reference):
+        return BaseImage(reference=reference, tarball=None, action="reused", duration_s=0.0)
+    tarball = tarball_path(target, cache)
+    action = "loaded"
+    if not tarball.is_file():
+        _bootstrap(bootstrap, tarball, on_line)
+        action = "bootstrapped"
+    _load(target, engine, tarball, on_line)
+    return BaseImage(
+        reference=reference, tarball=tarball, action=action, duration_s=time.monotonic() - started
+    )
+
+
+def _bootstrap(bootstrap: Bootstrap, tarball: Path, on_line: Callable[[str], None]) -> None:
+    tarball.parent.mkdir(parents=True, exist_ok=True)
+    partial = tarball.with_name(f".{tarball.name}.{os.getpid()}.partial")
+    try:
+        result = stream(mmdebstrap_argv(bootstrap, partial), on_line=on_line)
+        if result.returncode != 0:
+            last = result.output.strip().splitlines()[-1:] or ["no output"]
+            raise FarmError(
+                f"mmdebstrap failed ({result.returncode}): {last[0]}",
+                hint="`farm doctor` checks QEMU/binfmt; mmdebstrap needs arch-test",
+            )
+        partial.replace(tarball)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            partial.unlink()
+
+
+def _load(target: Target, engine: Engine, tarball: Path, on_line: Callable[[str], None]) -> None:
+    with tempfile.TemporaryDirectory(prefix="farm-rootfs-", dir=tarball.parent) as scratch:
+        context = Path(scratch)
+        try:
+            os.link(tarball, context / "rootfs.tar")  # same directory tree: no copy
+        except OSError:
+            raise EnvironmentProblem(f"cannot hard-link {tarball} into {context}") from None
+        (context / "Dockerfile").write_text(
+            'FROM scratch\nADD rootfs.tar /\nCMD ["/bin/sh"]\n', encoding="utf-8"
+        )
+        result = stream(
+            engine.build_argv(load_request(target, context)), on_line=on_line, env=engine.env
+        )
+    if result.returncode != 0:
+        last = result.output.strip().splitlines()[-1:] or ["no output"]
+        raise FarmError(f"loading {target.base_image.pinned} failed: {last[0]}")

@@ -1,0 +1,205 @@
+"""The build stage: one planned job through BuildKit to wheels in an output directory.
+
+Layout of a job's directory (``OUT/<package>/<target>/<version>-<key12>/``):
+
+* ``Dockerfile``  the rendered Dockerfile that was built
+* ``build.log``   everything BuildKit printed, secrets masked
+* ``build.sh``    the commands, re-runnable by hand, secrets masked
+* ``wheels/``     the wheels, present only after a successful build
+* ``build.json``  the result record (what ran, on what, result, duration)
+
+BuildKit exports into a hidden partial directory that is renamed to
+``wheels/`` only when the build succeeded and produced a wheel, so a failed
+or interrupted build never leaves something that looks like a result.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from farm import __version__
+from farm.engine import BuildRequest, Engine
+from farm.errors import EnvironmentProblem, FarmError
+from farm.plan import BuildJob
+from farm.process import Finished, command_line, stream, write_script
+
+RECORD_SCHEMA_VERSION = 1
+CA_SECRET = "farm-ca-bundle"  # noqa: S105 - a BuildKit secret id, not a secret
+PIP_CONF_SECRET = "farm-pip-conf"  # noqa: S105 - a secret id
+_CA_ENV = ("PIP_CERT", "SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
+_DEFAULT_CA = Path("/etc/ssl/certs/ca-certificates.crt")
+_PROXY_ENV = ("HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy")
+
+
+class BuildFailed(FarmError):
+    """BuildKit ran and a step failed."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class BuildResult:
+    job_dir: Path
+    wheels: tuple[Path, ...]
+    log: Path
+    duration_s: float
+    command: tuple[str, ...]
+
+
+def job_dir(job: BuildJob, out_root: Path) -> Path:
+    spec = job.spec
+    return out_root / spec.recipe.name / spec.target.name / f"{spec.version}-{job.build_key[:12]}"
+
+
+def network_secrets(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The host's CA bundle and (explicitly configured) pip config as BuildKit secret files.
+
+    A TLS-intercepting proxy makes every download in the container fail
+    without the host's CA bundle. The host's pip.conf is passed only when
+    ``PIP_CONFIG_FILE`` names it: a general one may point at host-only paths.
+    """
+    env = os.environ if environ is None else environ
+    secrets: dict[str, str] = {}
+    candidates = [env.get(name) for name in _CA_ENV] + [str(_DEFAULT_CA)]
+    for candidate in candidates:
+        if candidate and Path(candidate).is_file():
+            secrets[CA_SECRET] = candidate
+            break
+    pip_conf = env.get("PIP_CONFIG_FILE")
+    if pip_conf and Path(pip_conf).is_file():
+        secrets[PIP_CONF_SECRET] = pip_conf
+    return secrets
+
+
+def proxy_build_args(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Docker's predefined proxy build args: used by RUN steps, kept out of image history."""
+    env = os.environ if environ is None else environ
+    return {name: env[name] for name in _PROXY_ENV if env.get(name)}
+
+
+def build_request(job: BuildJob, dockerfile: Path, output: Path, context: Path) -> BuildRequest:
+    return BuildRequest(
+        dockerfile=dockerfile,
+        context=context,
+        platform=job.spec.target.platform,
+        target_stage="wheels",
+        output_dir=output,
+        build_args={**job.build_args, **proxy_build_args()},
+        secrets=network_secrets(),
+    )
+
+
+def dry_run_commands(job: BuildJob, engine: Engine, out_root: Path) -> list[str]:
+    directory = job_dir(job, out_root)
+    context = job.spec.context_dir or directory / "context"
+    request = build_request(job, directory / "Dockerfile", directory / ".wheels.partial", context)
+    return [command_line(engine.build_argv(request), engine.env)]
+
+
+def run_build(
+    job: BuildJob, engine: Engine, out_root: Path, on_line: Callable[[str], None]
+) -> BuildResult:
+    directory = job_dir(job, out_root)
+    directory.mkdir(parents=True, exist_ok=True)
+    dockerfile = directory / "Dockerfile"
+    dockerfile.write_text(job.dockerfile, encoding="utf-8")
+    log_path = directory / "build.log"
+    started = time.monotonic()
+    with (
+        tempfile.TemporaryDirectory(prefix=".partial-", dir=directory) as partial,
+        _context(job, directory) as context,
+    ):
+        request = build_request(job, dockerfile, Path(partial) / "wheels", context)
+        argv = engine.build_argv(request)
+        write_script(directory / "build.sh", [(argv, engine.env)])
+        with log_path.open("w", encoding="utf-8") as log:
+            result = stream(argv, on_line=on_line, log=log, env=engine.env)
+        duration = time.monotonic() - started
+        if result.returncode != 0:
+            _record(directory, job, engine, "failed", duration, [])
+            raise _failure(result, log_path)
+        wheels = _publish_wheels(Path(partial) / "wheels", directory / "wheels", log_path)
+    _record(directory, job, engine, "passed", duration, wheels)
+    return BuildResult(
+        job_dir=directory,
+        wheels=tuple(wheels),
+        log=log_path,
+        duration_s=duration,
+        command=tuple(argv),
+    )
+
+
+@contextlib.contextmanager
+def _context(job: BuildJob, directory: Path) -> Any:
+    """The source tree for repository-kept sources, else an empty directory."""
+    if job.spec.context_dir is not None:
+        yield job.spec.context_dir
+        return
+    with tempfile.TemporaryDirectory(prefix=".context-", dir=directory) as empty:
+        yield Path(empty)
+
+
+def _publish_wheels(exported: Path, final: Path, log_path: Path) -> list[Path]:
+    found = sorted(exported.glob("*.whl")) if exported.is_dir() else []
+    if not found:
+        raise BuildFailed(f"the build succeeded but exported no wheel; see {log_path}")
+    if final.exists():
+        shutil.rmtree(final)
+    exported.replace(final)
+    return sorted(final.glob("*.whl"))
+
+
+def _failure(result: Finished, log_path: Path) -> FarmError:
+    lines = result.output.splitlines()
+    text = result.output.lower()
+    if "no space left on device" in text:
+        return EnvironmentProblem(
+            f"the builder ran out of disk space; log: {log_path}",
+            hint="`docker builder prune` frees BuildKit cache",
+        )
+    if "cannot connect to the docker daemon" in text or "is the docker daemon running" in text:
+        return EnvironmentProblem(
+            "docker daemon not reachable", hint="run scripts/host-setup.sh or start dockerd"
+        )
+    if "exec format error" in text:
+        return EnvironmentProblem(
+            f"the target's programs cannot run here (exec format error); log: {log_path}",
+            hint="register QEMU: scripts/host-setup.sh",
+        )
+    step = next(
+        (line for line in reversed(lines) if " ERROR" in line or "ERROR:" in line), None
+    ) or next((line for line in reversed(lines) if line.strip()), "no output")
+    return BuildFailed(
+        f"build step failed: {step.strip()}; log: {log_path}",
+        hint=f"the last lines of {log_path} show the failing command",
+    )
+
+
+def _record(
+    directory: Path, job: BuildJob, engine: Engine, result: str, duration: float, wheels: list[Path]
+) -> None:
+    record = {
+        "schema_version": RECORD_SCHEMA_VERSION,
+        "stage": "build",
+        "result": result,
+        "farm_version": __version__,
+        "build_key": job.build_key,
+        "package": job.spec.recipe.name,
+        "version": job.spec.version,
+        "target": job.spec.target.name,
+        "platform": job.spec.target.platform,
+        "engine": engine.describe(),
+        "duration_s": round(duration, 1),
+        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "wheels": [wheel.name for wheel in wheels],
+    }
+    temporary = directory / ".build.json.tmp"
+    temporary.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    temporary.replace(directory / "build.json")

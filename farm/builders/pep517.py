@@ -1,0 +1,53 @@
+"""PEP 517 packages: ``pip wheel`` of the source tree with the target's own Python.
+
+pip builds in an isolated environment with the build requirements the
+project's ``pyproject.toml`` declares, exactly as a user's ``pip install``
+from an sdist would.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from farm.jobspec import JobSpec
+from farm.models import Build, Pep517Build
+from farm.resources import BuilderResources, Parallelism
+
+VENV = "/opt/farm/venv"
+SOURCE_DIR = "/src/package"
+WHEEL_DIR = "/farm/wheels"
+
+
+def _settings(build: Build) -> Pep517Build:
+    if not isinstance(build, Pep517Build):  # pragma: no cover - the lookup guarantees it
+        raise TypeError(f"the pep517 driver cannot build kind {build.kind!r}")
+    return build
+
+
+def parallelism(build: Build, resources: BuilderResources) -> Parallelism:
+    # C compilers of small extensions take little memory: one job per CPU (MAKEFLAGS).
+    return Parallelism(jobs=resources.cpus, nvcc_threads=1)
+
+
+def build_argv(spec: JobSpec, *, jobs: str, nvcc_threads: str) -> list[str]:
+    settings = _settings(spec.recipe.build)
+    return [
+        f"{VENV}/bin/python",
+        "-m",
+        "pip",
+        "wheel",
+        "--no-deps",
+        "--wheel-dir",
+        WHEEL_DIR,
+        *settings.pip_args,
+        SOURCE_DIR,
+    ]
+
+
+def template_context(spec: JobSpec) -> dict[str, Any]:
+    settings = _settings(spec.recipe.build)
+    return {
+        "venv": VENV,
+        "source_dir": SOURCE_DIR,
+        "system_packages": list(settings.system_packages),
+    }

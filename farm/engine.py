@@ -1,0 +1,189 @@
+"""Finding a BuildKit-capable docker client and spelling its build commands.
+
+Two kinds of client can drive BuildKit:
+
+* ``buildx``: ``docker buildx build``, when the plugin is installed. It can
+  target a named builder (``--builder``: a remote, native arm64 or kubernetes
+  builder) and export/import registry cache where the driver allows it.
+* ``classic``: a docker client older than 23.0 (Debian 12's docker.io is
+  20.10) builds with BuildKit when ``DOCKER_BUILDKIT=1``. Newer clients
+  without buildx refuse ("the buildx component is missing or broken").
+
+``FARM_ENGINE`` (``buildx`` or ``classic``) and ``FARM_DOCKER`` (the client's
+path) override detection; ``FARM_BUILDX_BUILDER`` names the buildx builder and
+``FARM_BUILDX_CACHE`` a registry reference for build cache.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from packaging.version import InvalidVersion, Version
+
+from farm.errors import EnvironmentProblem, UsageError
+from farm.process import capture
+
+ENGINE_ENV = "FARM_ENGINE"
+DOCKER_ENV = "FARM_DOCKER"
+BUILDER_ENV = "FARM_BUILDX_BUILDER"
+CACHE_ENV = "FARM_BUILDX_CACHE"
+# Docker 23.0 made buildx the only BuildKit path of the CLI.
+_CLASSIC_BUILDKIT_BEFORE = Version("23.0")
+SETUP_HINT = "run scripts/host-setup.sh as root (installs docker.io and starts the daemon)"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Engine:
+    kind: Literal["buildx", "classic"]
+    docker: str
+    client_version: str
+    builder: str | None = None
+    cache_ref: str | None = None
+    reason: str = ""  # why this client was chosen
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {"DOCKER_BUILDKIT": "1"} if self.kind == "classic" else {}
+
+    def describe(self) -> str:
+        if self.kind == "buildx":
+            where = f", builder {self.builder}" if self.builder else ""
+            return f"docker buildx ({self.docker}, client {self.client_version}{where})"
+        return (
+            f"classic docker client with DOCKER_BUILDKIT=1 ({self.docker}, {self.client_version})"
+        )
+
+    def build_argv(self, request: BuildRequest) -> list[str]:
+        """The full BuildKit invocation for one build."""
+        argv = [self.docker, "buildx", "build"] if self.kind == "buildx" else [self.docker, "build"]
+        if self.kind == "buildx" and self.builder:
+            argv += ["--builder", self.builder]
+        argv += [
+            "--platform",
+            request.platform,
+            "--progress",
+            "plain",
+            "-f",
+            str(request.dockerfile),
+        ]
+        if request.target_stage:
+            argv += ["--target", request.target_stage]
+        for key, value in request.build_args.items():
+            argv += ["--build-arg", f"{key}={value}"]
+        for secret_id, path in request.secrets.items():
+            argv += ["--secret", f"id={secret_id},src={path}"]
+        if request.output_dir is not None:
+            argv += ["--output", f"type=local,dest={request.output_dir}"]
+        if request.tag:
+            argv += ["--tag", request.tag]
+            if self.kind == "buildx":
+                argv.append("--load")
+        if self.kind == "buildx" and self.cache_ref and request.use_registry_cache:
+            argv += [
+                "--cache-from",
+                f"type=registry,ref={self.cache_ref}",
+                "--cache-to",
+                f"type=registry,ref={self.cache_ref},mode=max",
+            ]
+        argv.append(str(request.context))
+        return argv
+
+
+@dataclass(frozen=True, kw_only=True)
+class BuildRequest:
+    dockerfile: Path
+    context: Path
+    platform: str
+    target_stage: str | None = None
+    output_dir: Path | None = None
+    tag: str | None = None
+    build_args: Mapping[str, str] = field(default_factory=dict)
+    secrets: Mapping[str, str] = field(default_factory=dict)
+    use_registry_cache: bool = True
+
+
+def detect_engine(environ: Mapping[str, str] | None = None) -> Engine:
+    env = os.environ if environ is None else environ
+    forced = env.get(ENGINE_ENV, "").strip() or None
+    if forced not in (None, "buildx", "classic"):
+        raise UsageError(f"{ENGINE_ENV}={forced!r}: expected 'buildx' or 'classic'")
+    refused: list[str] = []
+    for docker in _candidates(env):
+        engine, why_not = _probe(docker, forced, env)
+        if engine is not None:
+            return engine
+        refused.append(f"{docker}: {why_not}")
+    detail = "; ".join(refused) if refused else "no docker client on PATH"
+    raise EnvironmentProblem(f"no BuildKit-capable docker client ({detail})", hint=SETUP_HINT)
+
+
+def _candidates(env: Mapping[str, str]) -> list[str]:
+    if env.get(DOCKER_ENV):
+        return [env[DOCKER_ENV]]
+    found: list[str] = []
+    for path in (shutil.which("docker", path=env.get("PATH")), "/usr/bin/docker"):
+        if (
+            path
+            and Path(path).exists()
+            and os.path.realpath(path) not in map(os.path.realpath, found)
+        ):
+            found.append(path)
+    return found
+
+
+def _probe(docker: str, forced: str | None, env: Mapping[str, str]) -> tuple[Engine | None, str]:
+    version = _client_version(docker)
+    if version is None:
+        return None, "not a working docker client"
+    common = {"docker": docker, "client_version": version}
+    if forced != "classic" and capture([docker, "buildx", "version"]).returncode == 0:
+        return Engine(
+            kind="buildx",
+            builder=env.get(BUILDER_ENV) or None,
+            cache_ref=env.get(CACHE_ENV) or None,
+            reason="buildx plugin found",
+            **common,
+        ), ""
+    if forced == "buildx":
+        return None, "has no buildx plugin"
+    try:
+        classic_ok = Version(version.split("+")[0].split("-")[0]) < _CLASSIC_BUILDKIT_BEFORE
+    except InvalidVersion:
+        classic_ok = False
+    if classic_ok or forced == "classic":
+        return Engine(kind="classic", reason="client builds with DOCKER_BUILDKIT=1", **common), ""
+    return None, f"client {version} needs the buildx plugin for BuildKit"
+
+
+def _client_version(docker: str) -> str | None:
+    try:
+        result = capture([docker, "version", "--format", "{{.Client.Version}}"], timeout=30)
+    except EnvironmentProblem:
+        return None
+    text = result.output.strip().splitlines()
+    # The client prints its version even when the daemon is down (and exits non-zero).
+    return text[0].strip() if text and text[0][:1].isdigit() else None
+
+
+def daemon_version(engine: Engine) -> str:
+    """The daemon's version, or an EnvironmentProblem saying how to start it."""
+    result = capture([engine.docker, "version", "--format", "{{.Server.Version}}"], timeout=30)
+    answer = result.output.strip()
+    if result.returncode != 0 or not answer[:1].isdigit():
+        first = answer.splitlines()[0] if answer else "no answer"
+        raise EnvironmentProblem(
+            f"docker daemon not reachable through {engine.docker}: {first}", hint=SETUP_HINT
+        )
+    return answer
+
+
+def image_exists(engine: Engine, reference: str) -> bool:
+    return (
+        capture([engine.docker, "image", "inspect", "--format", "{{.Id}}", reference]).returncode
+        == 0
+    )

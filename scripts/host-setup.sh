@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# Prepares a Debian 12 (bookworm) x86_64 machine to build aarch64 wheels with farm:
+#   - Docker engine (Debian's docker.io; its own client does BuildKit with DOCKER_BUILDKIT=1),
+#   - QEMU user-mode emulation from bookworm-backports (QEMU 7.2 from bookworm crashes on
+#     `import onnxruntime`; 10.x works),
+#   - binfmt_misc mounted and qemu-aarch64 registered with the F flag, re-registered whenever the
+#     interpreter changes (an F entry keeps the binary it opened at registration time),
+#   - mmdebstrap for locally bootstrapped base images,
+#   - the docker daemon started when nothing runs it.
+# Idempotent: run it again at any time; it changes only what is missing or stale.
+# Usage: scripts/host-setup.sh   (as root; `farm doctor` then checks the result)
+set -euo pipefail
+
+say() { printf '+ %s\n' "$*"; }
+die() { printf 'host-setup: error: %s\n' "$*" >&2; exit "${2:-1}"; }
+
+[ "$(id -u)" = 0 ] || die "run as root (it installs packages and registers binfmt handlers)" 2
+. /etc/os-release
+[ "${VERSION_CODENAME:-}" = bookworm ] || die "written for Debian 12 (bookworm), found ${PRETTY_NAME:-unknown}" 2
+
+export DEBIAN_FRONTEND=noninteractive
+BACKPORTS=/etc/apt/sources.list.d/farm-bookworm-backports.sources
+QEMU=/usr/bin/qemu-aarch64-static
+BINFMT=/proc/sys/fs/binfmt_misc
+ENTRY=$BINFMT/qemu-aarch64
+STATE=/var/lib/farm
+DOCKER=/usr/bin/docker  # Debian's client: BuildKit without the buildx plugin
+
+install_packages() {
+    if ! grep -rqs '^[^#]*bookworm-backports' /etc/apt/sources.list /etc/apt/sources.list.d/; then
+        say "adding bookworm-backports ($BACKPORTS)"
+        printf '%s\n' 'Types: deb' 'URIs: http://deb.debian.org/debian' \
+            'Suites: bookworm-backports' 'Components: main' \
+            'Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg' > "$BACKPORTS"
+    fi
+    local missing=()
+    for pkg in docker.io mmdebstrap arch-test binfmt-support ca-certificates; do
+        dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
+    done
+    local qemu_version
+    qemu_version=$(dpkg-query -W -f='${Version}' qemu-user-static 2>/dev/null || true)
+    if [ ${#missing[@]} -gt 0 ] || ! dpkg --compare-versions "${qemu_version:-0}" ge 1:10; then
+        say "apt-get update"
+        apt-get update -q
+    fi
+    if [ ${#missing[@]} -gt 0 ]; then
+        say "apt-get install ${missing[*]}"
+        apt-get install -y -q --no-install-recommends "${missing[@]}"
+    fi
+    if ! dpkg --compare-versions "${qemu_version:-0}" ge 1:10; then
+        say "apt-get install -t bookworm-backports qemu-user-static (have: ${qemu_version:-none})"
+        apt-get install -y -q --no-install-recommends -t bookworm-backports qemu-user-static
+    fi
+}
+
+register_binfmt() {
+    if ! mountpoint -q "$BINFMT"; then
+        say "mount -t binfmt_misc binfmt_misc $BINFMT"
+        mount -t binfmt_misc binfmt_misc "$BINFMT"
+    fi
+    [ -x "$QEMU" ] || die "$QEMU is missing after installing qemu-user-static"
+    mkdir -p "$STATE"
+    local digest stamp="$STATE/binfmt-qemu-aarch64.sha256"
+    digest=$(sha256sum "$QEMU" | cut -d' ' -f1)
+    if [ -e "$ENTRY" ] && grep -q "^interpreter $QEMU\$" "$ENTRY" && grep -q '^flags: .*F' "$ENTRY" \
+        && [ "$(cat "$stamp" 2>/dev/null)" = "$digest" ]; then
+        grep -q '^enabled' "$ENTRY" || { say "enable $ENTRY"; echo 1 > "$ENTRY"; }
+        return
+    fi
+    if [ -e "$ENTRY" ]; then
+        say "unregister stale $ENTRY"
+        echo -1 > "$ENTRY"
+    fi
+    # ELF header of aarch64 executables and its mask, as in QEMU's scripts/qemu-binfmt-conf.sh.
+    local magic='\x7fELF\x02\x01\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x02\x00\xb7\x00'
+    local mask='\xff\xff\xff\xff\xff\xff\xff\x00\xff\xff\xff\xff\xff\xff\xff\xff\xfe\xff\xff\xff'
+    say "register qemu-aarch64 -> $QEMU (flags CF)"
+    printf ':qemu-aarch64:M::%s:%s:%s:CF' "$magic" "$mask" "$QEMU" > "$BINFMT/register"
+    echo "$digest" > "$stamp"
+}
+
+start_docker() {
+    if "$DOCKER" info >/dev/null 2>&1; then
+        return
+    fi
+    if command -v systemctl >/dev/null && systemctl is-system-running >/dev/null 2>&1; then
+        say "systemctl start docker"
+        systemctl start docker
+    else
+        say "dockerd (background, log /var/log/farm-dockerd.log)"
+        nohup dockerd >/var/log/farm-dockerd.log 2>&1 &
+    fi
+    for _ in $(seq 1 60); do
+        "$DOCKER" info >/dev/null 2>&1 && return
+        sleep 1
+    done
+    die "the docker daemon did not answer within 60 s; see /var/log/farm-dockerd.log"
+}
+
+install_packages
+register_binfmt
+start_docker
+say "ready: $("$DOCKER" version --format 'docker {{.Server.Version}}'), $("$QEMU" --version | head -n1)"

@@ -1,0 +1,117 @@
+from __future__ import annotations
+
+import stat
+from pathlib import Path
+
+import pytest
+
+from farm.engine import BuildRequest, Engine, detect_engine
+from farm.errors import EnvironmentProblem, UsageError
+
+REQUEST = BuildRequest(
+    dockerfile=Path("/w/Dockerfile"),
+    context=Path("/w/ctx"),
+    platform="linux/arm64",
+    target_stage="wheels",
+    output_dir=Path("/w/out"),
+    build_args={"FARM_JOBS": "2"},
+    secrets={"farm-ca-bundle": "/ca.pem"},
+)
+
+
+def test_classic_invocation_uses_docker_build_with_buildkit_env() -> None:
+    engine = Engine(kind="classic", docker="/usr/bin/docker", client_version="20.10.24")
+    assert engine.env == {"DOCKER_BUILDKIT": "1"}
+    assert engine.build_argv(REQUEST) == [
+        "/usr/bin/docker",
+        "build",
+        "--platform",
+        "linux/arm64",
+        "--progress",
+        "plain",
+        "-f",
+        "/w/Dockerfile",
+        "--target",
+        "wheels",
+        "--build-arg",
+        "FARM_JOBS=2",
+        "--secret",
+        "id=farm-ca-bundle,src=/ca.pem",
+        "--output",
+        "type=local,dest=/w/out",
+        "/w/ctx",
+    ]
+
+
+def test_buildx_invocation_names_builder_and_registry_cache() -> None:
+    engine = Engine(
+        kind="buildx",
+        docker="docker",
+        client_version="27.0",
+        builder="arm64-k8s",
+        cache_ref="registry.example/farm/cache:jp6",
+    )
+    argv = engine.build_argv(REQUEST)
+    assert argv[:5] == ["docker", "buildx", "build", "--builder", "arm64-k8s"]
+    assert "--cache-from" in argv and "type=registry,ref=registry.example/farm/cache:jp6" in argv
+    assert "type=registry,ref=registry.example/farm/cache:jp6,mode=max" in argv
+    assert engine.env == {}
+
+
+def test_buildx_loads_tagged_images() -> None:
+    engine = Engine(kind="buildx", docker="docker", client_version="27.0")
+    request = BuildRequest(
+        dockerfile=Path("D"),
+        context=Path("c"),
+        platform="linux/arm64",
+        tag="farm.local/x:1",
+        use_registry_cache=False,
+    )
+    argv = engine.build_argv(request)
+    assert argv[argv.index("--tag") + 1] == "farm.local/x:1" and "--load" in argv
+
+
+def _fake_docker(tmp_path: Path, version: str, buildx: bool) -> str:
+    script = tmp_path / f"docker-{version}"
+    script.write_text(
+        "#!/bin/sh\n"
+        f'if [ "$1" = version ]; then echo {version}; exit 0; fi\n'
+        f'if [ "$1" = buildx ]; then exit {0 if buildx else 1}; fi\n'
+        "exit 1\n"
+    )
+    script.chmod(script.stat().st_mode | stat.S_IEXEC)
+    return str(script)
+
+
+def test_detection_prefers_buildx(tmp_path: Path) -> None:
+    docker = _fake_docker(tmp_path, "27.3.1", buildx=True)
+    engine = detect_engine({"FARM_DOCKER": docker, "FARM_BUILDX_BUILDER": "native"})
+    assert (engine.kind, engine.builder) == ("buildx", "native")
+
+
+def test_old_client_without_buildx_is_classic(tmp_path: Path) -> None:
+    engine = detect_engine({"FARM_DOCKER": _fake_docker(tmp_path, "20.10.24+dfsg1", False)})
+    assert engine.kind == "classic"
+    assert "DOCKER_BUILDKIT=1" in engine.describe()
+
+
+def test_new_client_without_buildx_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(EnvironmentProblem, match="needs the buildx plugin") as caught:
+        detect_engine({"FARM_DOCKER": _fake_docker(tmp_path, "28.2.2", False)})
+    assert caught.value.hint and "host-setup" in caught.value.hint
+
+
+def test_explicit_setting_overrides_detection(tmp_path: Path) -> None:
+    docker = _fake_docker(tmp_path, "27.3.1", buildx=True)
+    assert detect_engine({"FARM_DOCKER": docker, "FARM_ENGINE": "classic"}).kind == "classic"
+    with pytest.raises(EnvironmentProblem, match="has no buildx plugin"):
+        detect_engine(
+            {"FARM_DOCKER": _fake_docker(tmp_path, "20.10.1", False), "FARM_ENGINE": "buildx"}
+        )
+    with pytest.raises(UsageError, match="expected 'buildx' or 'classic'"):
+        detect_engine({"FARM_ENGINE": "podman"})
+
+
+def test_no_client_at_all(tmp_path: Path) -> None:
+    with pytest.raises(EnvironmentProblem, match="no BuildKit-capable docker client"):
+        detect_engine({"FARM_DOCKER": str(tmp_path / "missing")})

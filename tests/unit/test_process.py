@@ -1,0 +1,46 @@
+from __future__ import annotations
+
+import io
+import sys
+from pathlib import Path
+
+from farm.process import capture, command_line, mask, register_secret, stream, write_script
+
+
+def test_registered_secrets_and_url_credentials_are_masked() -> None:
+    register_secret("glpat-s3cr3t-value")
+    assert mask("token glpat-s3cr3t-value used") == "token *** used"
+    assert (
+        mask("proxy http://alice:pa55@proxy.example:3128") == "proxy http://***@proxy.example:3128"
+    )
+    line = command_line(
+        ["twine", "upload", "-p", "glpat-s3cr3t-value"], {"HTTPS_PROXY": "http://u:p@h"}
+    )
+    assert "s3cr3t" not in line and "u:p" not in line
+    assert line.startswith("HTTPS_PROXY=http://***@h twine upload")
+
+
+def test_stream_masks_output_and_logs_the_command() -> None:
+    register_secret("hunter2-password")
+    seen: list[str] = []
+    log = io.StringIO()
+    result = stream(
+        [sys.executable, "-c", "print('pw=hunter2-password'); print('done')"],
+        on_line=seen.append,
+        log=log,
+    )
+    assert result.returncode == 0
+    assert seen == ["pw=***", "done"]
+    assert log.getvalue().startswith("+ ")
+    assert "hunter2" not in log.getvalue()
+
+
+def test_capture_reports_exit_status() -> None:
+    assert capture([sys.executable, "-c", "import sys; sys.exit(3)"]).returncode == 3
+
+
+def test_script_is_rerunnable(tmp_path: Path) -> None:
+    script = tmp_path / "build.sh"
+    write_script(script, [(["echo", "a b"], {"X": "1"})])
+    assert script.read_text().splitlines()[-1] == "X=1 echo 'a b'"
+    assert script.stat().st_mode & 0o111
