@@ -177,7 +177,7 @@ def _failure(result: Finished, log_path: Path) -> FarmError:
         (line for line in reversed(lines) if " ERROR" in line or "ERROR:" in line), None
     ) or next((line for line in reversed(lines) if line.strip()), "no output")
     return BuildFailed(
-        f"build step failed: {step.strip()}; log: {log_path}",
+        f"build step failed: {' '.join(step.split())}; log: {log_path}",
         hint=f"the last lines of {log_path} show the failing command",
     )
 

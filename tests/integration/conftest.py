@@ -1,0 +1,57 @@
+"""Integration tests run the installed farm against the real docker engine and QEMU.
+
+They need the host prepared by scripts/host-setup.sh (``.ci/run`` does it).
+They fail, not skip, when the host is not ready: a skipped integration test
+would let CI pass without exercising anything real.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from collections.abc import Mapping
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def farm_command() -> str:
+    path = shutil.which("farm")
+    if path is None:
+        pytest.fail("the farm console script is not installed in this environment")
+    return path
+
+
+def run_farm(
+    *argv: str, cwd: Path | None = None, env: Mapping[str, str] | None = None, timeout: float = 1800
+) -> subprocess.CompletedProcess[str]:
+    import os
+
+    return subprocess.run(
+        [farm_command(), *argv],
+        cwd=cwd or REPO,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        env={**os.environ, **(env or {})},
+    )
+
+
+@pytest.fixture(scope="session")
+def host_ready() -> dict[str, object]:
+    result = run_farm("doctor", "--json", timeout=300)
+    report = json.loads(result.stdout)
+    failed = [
+        f"{c['name']}: {c['detail']} (fix: {c['fix']})"
+        for c in report["checks"]
+        if c["status"] == "fail"
+    ]
+    if failed:
+        pytest.fail(
+            "host not ready for integration tests; run scripts/host-setup.sh: " + "; ".join(failed)
+        )
+    return report
