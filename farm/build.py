@@ -124,7 +124,7 @@ def run_build(
         duration = time.monotonic() - started
         if result.returncode != 0:
             _record(directory, job, engine, "failed", duration, [])
-            raise _failure(result, log_path)
+            raise _failure(result, log_path, job.spec.target.base_image.pinned)
         wheels = _publish_wheels(Path(partial) / "wheels", directory / "wheels", log_path)
     _record(directory, job, engine, "passed", duration, wheels)
     return BuildResult(
@@ -156,7 +156,17 @@ def _publish_wheels(exported: Path, final: Path, log_path: Path) -> list[Path]:
     return sorted(final.glob("*.whl"))
 
 
-def _failure(result: Finished, log_path: Path) -> FarmError:
+# What BuildKit prints when a FROM image is neither in the local store nor pullable.
+_PULL_FAILURES = (
+    "failed to resolve source metadata",
+    "failed to create llb definition",
+    "pull access denied",
+    "failed to authorize",
+    "manifest unknown",
+)
+
+
+def _failure(result: Finished, log_path: Path, base_image: str) -> FarmError:
     lines = result.output.splitlines()
     text = result.output.lower()
     if "no space left on device" in text:
@@ -167,6 +177,12 @@ def _failure(result: Finished, log_path: Path) -> FarmError:
     if "cannot connect to the docker daemon" in text or "is the docker daemon running" in text:
         return EnvironmentProblem(
             "docker daemon not reachable", hint="run scripts/host-setup.sh or start dockerd"
+        )
+    if "load metadata for" in text and any(marker in text for marker in _PULL_FAILURES):
+        return EnvironmentProblem(
+            f"base image {base_image} is neither present nor pullable; log: {log_path}",
+            hint="pull it where its registry is reachable and `docker load` it here, or point "
+            "the target's base_image at a reachable mirror (--recipes DIR)",
         )
     if "exec format error" in text:
         return EnvironmentProblem(

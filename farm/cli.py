@@ -14,7 +14,7 @@ from farm.baseimage import ensure_base_image, planned_commands
 from farm.build import dry_run_commands, run_build
 from farm.catalog import Catalog, catalog_dirs, display, load_catalog
 from farm.compat import select
-from farm.doctor import check_binfmt, check_qemu, run_checks
+from farm.doctor import check_binfmt, check_disk, check_qemu, run_checks
 from farm.engine import Engine, daemon_version, detect_engine, image_exists
 from farm.errors import (
     EXIT_ENVIRONMENT,
@@ -434,7 +434,7 @@ def _preflight(platform: str) -> Engine:
     """Fail before BuildKit starts when the daemon or emulation cannot work."""
     engine = detect_engine()
     daemon_version(engine)
-    for check in (check_binfmt(platform), check_qemu(platform)):
+    for check in (check_binfmt(platform), check_qemu(platform), check_disk(engine, cache_dir())):
         if check.status == "fail":
             raise EnvironmentProblem(check.detail, hint=check.fix)
     return engine

@@ -141,3 +141,34 @@ def test_onnxruntime_jetpack6_dry_run_shows_the_production_build(tmp_path: Path)
     assert "build --platform linux/arm64" in build_line and "--target wheels" in build_line
     assert "--output type=local" in build_line
     assert not list(tmp_path.iterdir())  # a dry run writes nothing
+
+
+def test_missing_base_image_is_named(host_ready: object, tmp_path: Path) -> None:
+    catalog = tmp_path / "catalog"
+    (catalog / "targets").mkdir(parents=True)
+    target = (REPO / "recipes" / "targets" / "jetpack6.yaml").read_text()
+    (catalog / "targets" / "jetpack6.yaml").write_text(
+        target.replace(
+            "reference: nvcr.io/nvidia/l4t-jetpack:r36.4.0",
+            "reference: farm.local/l4t-jetpack-absent:r36.4.0",
+        )
+    )
+    result = run_farm(
+        "--recipes",
+        str(catalog),
+        "build",
+        "onnxruntime-gpu",
+        "--target",
+        "jp6",
+        "--output-dir",
+        str(tmp_path / "out"),
+        timeout=300,
+    )
+    assert result.returncode == 3, result.stderr[-2000:]
+    error = [line for line in result.stderr.splitlines() if line.startswith("farm: error:")]
+    assert error == [error[0]]
+    assert (
+        "base image farm.local/l4t-jetpack-absent:r36.4.0 is neither present nor pullable"
+        in error[0]
+    )
+    assert not list((tmp_path / "out").rglob("*.whl"))
