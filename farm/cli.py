@@ -23,6 +23,8 @@ from farm.errors import (
     IncompatibleError,
     UsageError,
 )
+from farm.inspect import inspect_wheel
+from farm.models import OnnxruntimeSmoke, Target
 from farm.paths import cache_dir, output_dir
 from farm.plan import BuildJob, plan_document, plan_job
 from farm.process import command_line
@@ -151,6 +153,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_json(build)
     build.set_defaults(handler=cmd_build)
+
+    inspect = commands.add_parser(
+        "inspect",
+        help="report whether a wheel can work on a target",
+        description="Read any wheel (ours, PyPI's, anyone's) and compare its architecture, "
+        "manylinux tag, Python tag, needed CUDA/cuDNN/TensorRT libraries and "
+        "onnxruntime execution providers with the target. Exit 1 if incompatible.",
+    )
+    inspect.add_argument("wheel", type=Path, help="path to a .whl file")
+    inspect.add_argument("-t", "--target", required=True, help="target name or alias")
+    _add_json(inspect)
+    inspect.set_defaults(handler=cmd_inspect)
     return parser
 
 
@@ -415,6 +429,37 @@ def cmd_build(args: argparse.Namespace, catalog: Catalog) -> int:
             console.print_text(f"{wheel}\n")
     console.info(f"build took {result.duration_s:.1f} s; log: {result.log}")
     return 0
+
+
+def cmd_inspect(args: argparse.Namespace, catalog: Catalog) -> int:
+    target = catalog.target(args.target).model
+    if not args.wheel.is_file():
+        raise UsageError(f"{args.wheel}: no such wheel file")
+    report = inspect_wheel(args.wheel, target, _expected_providers(catalog, args.wheel, target))
+    if args.json:
+        console.print_json(report.to_json())
+    else:
+        verdict = "compatible" if report.compatible else "INCOMPATIBLE"
+        console.print_text(f"{report.wheel} on {target.name}: {verdict}\n")
+        console.print_text(f"  tags: {', '.join(report.tags)}\n")
+        console.print_text(f"  providers: {', '.join(report.providers) or '-'}\n")
+        for problem in report.problems:
+            console.print_text(f"  problem: {problem}\n")
+        for note in report.notes:
+            console.print_text(f"  note: {note}\n")
+    return 0 if report.compatible else 1
+
+
+def _expected_providers(catalog: Catalog, wheel: Path, target: Target) -> tuple[str, ...]:
+    """Providers the recipe of the wheel's own distribution expects on this target, if any."""
+    distribution = wheel.name.split("-")[0]
+    try:
+        smoke = catalog.recipe(distribution).model.smoke
+    except UsageError:
+        return ()
+    if target.cuda is None or not isinstance(smoke, OnnxruntimeSmoke):
+        return ()
+    return smoke.providers_for(target.name)
 
 
 def _engine_for_dry_run() -> Engine:
