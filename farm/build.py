@@ -16,7 +16,6 @@ or interrupted build never leaves something that looks like a result.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import shutil
 import tempfile
@@ -26,13 +25,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from farm import __version__
 from farm.engine import BuildRequest, Engine
 from farm.errors import EnvironmentProblem, FarmError
 from farm.plan import BuildJob
 from farm.process import Finished, command_line, stream, write_script
+from farm.records import write_record
 
-RECORD_SCHEMA_VERSION = 1
 CA_SECRET = "farm-ca-bundle"  # noqa: S105 - a BuildKit secret id, not a secret
 PIP_CONF_SECRET = "farm-pip-conf"  # noqa: S105 - a secret id
 _CA_ENV = ("PIP_CERT", "SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
@@ -201,21 +199,18 @@ def _failure(result: Finished, log_path: Path, base_image: str) -> FarmError:
 def _record(
     directory: Path, job: BuildJob, engine: Engine, result: str, duration: float, wheels: list[Path]
 ) -> None:
-    record = {
-        "schema_version": RECORD_SCHEMA_VERSION,
-        "stage": "build",
-        "result": result,
-        "farm_version": __version__,
-        "build_key": job.build_key,
-        "package": job.spec.recipe.name,
-        "version": job.spec.version,
-        "target": job.spec.target.name,
-        "platform": job.spec.target.platform,
-        "engine": engine.describe(),
-        "duration_s": round(duration, 1),
-        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "wheels": [wheel.name for wheel in wheels],
-    }
-    temporary = directory / ".build.json.tmp"
-    temporary.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
-    temporary.replace(directory / "build.json")
+    write_record(
+        directory / "build.json",
+        "build",
+        result,
+        duration,
+        {
+            "build_key": job.build_key,
+            "package": job.spec.recipe.name,
+            "version": job.spec.version,
+            "target": job.spec.target.name,
+            "platform": job.spec.target.platform,
+            "engine": engine.describe(),
+            "wheels": [wheel.name for wheel in wheels],
+        },
+    )

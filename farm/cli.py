@@ -23,11 +23,13 @@ from farm.errors import (
     IncompatibleError,
     UsageError,
 )
-from farm.inspect import inspect_wheel
-from farm.models import OnnxruntimeSmoke, Target
+from farm.inspect import WheelReport, inspect_wheel
+from farm.models import OnnxruntimeSmoke, Smoke, Target
 from farm.paths import cache_dir, output_dir
 from farm.plan import BuildJob, plan_document, plan_job
 from farm.process import command_line
+from farm.records import write_record
+from farm.repair import RepairedWheel, run_repair
 from farm.resources import builder_resources
 
 CATALOG_SCHEMA_VERSION = 1
@@ -49,6 +51,8 @@ workflow:
   farm render onnxruntime-gpu --target jetpack6  the Dockerfile BuildKit will build
   farm doctor                                    can this machine build? (fixes for what not)
   farm build demo --target bookworm-arm64        a real aarch64 wheel, built under QEMU
+  farm repair WHEEL --target bookworm-arm64      auditwheel repair in the target, verified
+  farm inspect WHEEL --target jetpack6           can this wheel work there? (any wheel)
   farm build onnxruntime-gpu --target jp6 --dry-run
                                                  the exact BuildKit commands, nothing run
 
@@ -153,6 +157,25 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_json(build)
     build.set_defaults(handler=cmd_build)
+
+    repair = commands.add_parser(
+        "repair",
+        help="auditwheel-repair a wheel to the target's manylinux tag",
+        description="Run auditwheel repair inside the target image (QEMU on x86_64) with the "
+        "target's provided libraries excluded and symbols stripped, then verify the "
+        "result with auditwheel show --json. Prints sizes before and after.",
+    )
+    repair.add_argument("wheel", type=Path, help="path to a .whl file")
+    repair.add_argument("-t", "--target", required=True, help="target name or alias")
+    repair.add_argument(
+        "--output-dir",
+        type=Path,
+        metavar="DIR",
+        default=Path("wheelhouse"),
+        help="where the repaired wheel goes (default: ./wheelhouse)",
+    )
+    _add_json(repair)
+    repair.set_defaults(handler=cmd_repair)
 
     inspect = commands.add_parser(
         "inspect",
@@ -377,34 +400,9 @@ def cmd_doctor(args: argparse.Namespace, catalog: Catalog) -> int:
 def cmd_build(args: argparse.Namespace, catalog: Catalog) -> int:
     job = _plan_from_args(args, catalog)
     out_root = args.output_dir or output_dir()
-    target = job.spec.target
     if args.dry_run:
-        engine = _engine_for_dry_run()
-        commands = []
-        if target.base_image.bootstrap and not image_exists(engine, target.base_image.pinned):
-            commands += [
-                command_line(argv, env)
-                for argv, env in planned_commands(target, engine, cache_dir())
-            ]
-        commands += dry_run_commands(job, engine, out_root)
-        if args.json:
-            console.print_json(
-                {
-                    "schema_version": BUILD_SCHEMA_VERSION,
-                    "dry_run": True,
-                    "engine": engine.describe(),
-                    "commands": commands,
-                    "job": job.to_json(),
-                }
-            )
-        else:
-            console.info(f"engine: {engine.describe()}")
-            console.print_text(
-                f"# base image: {target.base_image.pinned} ({target.platform})\n"
-                f"# in the container: {' '.join(job.build_command)}\n"
-                + "".join(f"+ {command}\n" for command in commands)
-            )
-        return 0
+        return _build_dry_run(job, out_root, args.json)
+    target = job.spec.target
     engine = _preflight(target.platform)
     with console.section("base_image", f"base image {target.base_image.pinned}") as line:
         base = ensure_base_image(target, engine, cache_dir(), line)
@@ -412,6 +410,8 @@ def cmd_build(args: argparse.Namespace, catalog: Catalog) -> int:
     header = f"building {job.spec.recipe.name} {job.spec.version} for {target.name}"
     with console.section("build", f"{header} with {engine.describe()}") as line:
         result = run_build(job, engine, out_root, line)
+    console.info(f"build took {result.duration_s:.1f} s; log: {result.log}")
+    checked = [_repair_and_inspect(job, engine, wheel, result.job_dir) for wheel in result.wheels]
     if args.json:
         console.print_json(
             {
@@ -420,15 +420,106 @@ def cmd_build(args: argparse.Namespace, catalog: Catalog) -> int:
                 "build_key": job.build_key,
                 "job_dir": str(result.job_dir),
                 "wheels": [str(wheel) for wheel in result.wheels],
+                "repaired": [str(repaired.wheel) for repaired, _ in checked],
                 "log": str(result.log),
                 "duration_s": round(result.duration_s, 1),
             }
         )
     else:
-        for wheel in result.wheels:
-            console.print_text(f"{wheel}\n")
-    console.info(f"build took {result.duration_s:.1f} s; log: {result.log}")
+        console.print_text("".join(f"{repaired.wheel}\n" for repaired, _ in checked))
+    incompatible = [report for _, report in checked if not report.compatible]
+    for report in incompatible:
+        console.error(f"{report.wheel} does not fit {report.target}: {report.problems[0]}")
+    return 1 if incompatible else 0
+
+
+def _repair_and_inspect(
+    job: BuildJob, engine: Engine, wheel: Path, directory: Path
+) -> tuple[RepairedWheel, WheelReport]:
+    """Repair one built wheel, then inspect the result against the target; both recorded."""
+    target = job.spec.target
+    with console.section("repair", f"repairing {wheel.name} for {target.name}") as line:
+        repaired = run_repair(wheel, target, job.spec.python, engine, directory / "repaired", line)
+    console.info(
+        f"repaired {repaired.wheel.name}: {repaired.size_before:,} -> "
+        f"{repaired.size_after:,} bytes in {repaired.duration_s:.1f} s"
+    )
+    expected = _gpu_providers(job.spec.recipe.smoke, target)
+    report = inspect_wheel(repaired.wheel, target, expected)
+    write_record(
+        directory / "repaired" / "inspect.json",
+        "inspect",
+        "passed" if report.compatible else "failed",
+        0.0,
+        report.to_json(),
+    )
+    return repaired, report
+
+
+def _build_dry_run(job: BuildJob, out_root: Path, as_json: bool) -> int:
+    engine = _engine_for_dry_run()
+    target = job.spec.target
+    commands = []
+    if target.base_image.bootstrap and not image_exists(engine, target.base_image.pinned):
+        commands += [
+            command_line(argv, env) for argv, env in planned_commands(target, engine, cache_dir())
+        ]
+    commands += dry_run_commands(job, engine, out_root)
+    if as_json:
+        console.print_json(
+            {
+                "schema_version": BUILD_SCHEMA_VERSION,
+                "dry_run": True,
+                "engine": engine.describe(),
+                "commands": commands,
+                "job": job.to_json(),
+            }
+        )
+        return 0
+    console.info(f"engine: {engine.describe()}")
+    console.print_text(
+        f"# base image: {target.base_image.pinned} ({target.platform})\n"
+        f"# in the container: {' '.join(job.build_command)}\n"
+        + "".join(f"+ {command}\n" for command in commands)
+    )
     return 0
+
+
+def cmd_repair(args: argparse.Namespace, catalog: Catalog) -> int:
+    target = catalog.target(args.target).model
+    if not args.wheel.is_file():
+        raise UsageError(f"{args.wheel}: no such wheel file")
+    engine = _preflight(target.platform)
+    with console.section("base_image", f"base image {target.base_image.pinned}") as line:
+        ensure_base_image(target, engine, cache_dir(), line)
+    with console.section("repair", f"repairing {args.wheel.name} for {target.name}") as line:
+        repaired = run_repair(
+            args.wheel, target, target.default_python, engine, args.output_dir, line
+        )
+    _report_repair(repaired, args.json)
+    return 0
+
+
+def _report_repair(repaired: RepairedWheel, as_json: bool) -> None:
+    """Sizes and what the wheel takes from the target on stderr; the result on stdout."""
+    console.info(
+        f"repaired in {repaired.duration_s:.1f} s: {repaired.size_before:,} -> "
+        f"{repaired.size_after:,} bytes; from the target: "
+        f"{', '.join(repaired.external_libs) or 'nothing beyond manylinux'}"
+    )
+    if as_json:
+        console.print_json(
+            {
+                "schema_version": BUILD_SCHEMA_VERSION,
+                "wheel": str(repaired.wheel),
+                "size_before": repaired.size_before,
+                "size_after": repaired.size_after,
+                "external_libs": list(repaired.external_libs),
+                "duration_s": round(repaired.duration_s, 1),
+            }
+        )
+    else:
+        console.print_text(f"{repaired.wheel}\n")
 
 
 def cmd_inspect(args: argparse.Namespace, catalog: Catalog) -> int:
@@ -457,6 +548,11 @@ def _expected_providers(catalog: Catalog, wheel: Path, target: Target) -> tuple[
         smoke = catalog.recipe(distribution).model.smoke
     except UsageError:
         return ()
+    return _gpu_providers(smoke, target)
+
+
+def _gpu_providers(smoke: Smoke, target: Target) -> tuple[str, ...]:
+    """Execution providers an onnxruntime wheel must contain for a GPU target."""
     if target.cuda is None or not isinstance(smoke, OnnxruntimeSmoke):
         return ()
     return smoke.providers_for(target.name)

@@ -41,7 +41,7 @@ def shell_lines(argv: Sequence[str], indent: str = "    ") -> str:
     return f" \\\n{indent}".join(shell_join(group) for group in groups)
 
 
-def _environment() -> jinja2.Environment:
+def environment() -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(data_dir("dockerfiles")),
         undefined=jinja2.StrictUndefined,
@@ -81,7 +81,7 @@ def template_context(spec: JobSpec) -> dict[str, Any]:
 def render_dockerfile(spec: JobSpec) -> str:
     template_name = spec.recipe.build.dockerfile
     try:
-        template = _environment().get_template(template_name)
+        template = environment().get_template(template_name)
         return template.render(template_context(spec), template=template_name)
     except jinja2.TemplateNotFound:
         raise CatalogError(

