@@ -49,6 +49,14 @@ class Catalog:
             hint="`farm targets` lists them with their aliases",
         )
 
+    def recipe_for_wheel(self, wheel_name: str) -> Entry[Recipe] | None:
+        """The recipe whose distribution a wheel file belongs to, if the catalog has one."""
+        distribution = _normalise(wheel_name.split("-")[0])
+        for entry in self.recipes.values():
+            if _normalise(entry.model.distribution or entry.model.name) == distribution:
+                return entry
+        return None
+
     def recipe(self, name: str) -> Entry[Recipe]:
         entry = self.recipes.get(_normalise(name))
         if entry is None:

@@ -31,6 +31,7 @@ from farm.process import command_line
 from farm.records import write_record
 from farm.repair import RepairedWheel, run_repair
 from farm.resources import builder_resources
+from farm.smoke import SmokeReport, run_smoke, smoke_for_wheel
 
 CATALOG_SCHEMA_VERSION = 1
 BUILD_SCHEMA_VERSION = 1
@@ -176,6 +177,39 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_json(repair)
     repair.set_defaults(handler=cmd_repair)
+
+    smoke = commands.add_parser(
+        "smoke",
+        help="install a wheel in a fresh target container and test it",
+        description="Install the wheel with its dependencies in a clean virtual environment of "
+        "a fresh target-platform container (QEMU on x86_64), then run the smoke test "
+        "of its recipe: for onnxruntime, providers compiled in and a real session "
+        "compared with numpy. Exit 1 naming the failed check.",
+    )
+    smoke.add_argument("wheel", type=Path, help="path to a .whl file")
+    smoke.add_argument("-t", "--target", required=True, help="target name or alias")
+    smoke.add_argument(
+        "--on-device",
+        action="store_true",
+        help="running on the target device with its GPU: the session must run on "
+        "the GPU providers, not fall back to the CPU",
+    )
+    smoke.add_argument(
+        "--expect-provider",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="an execution provider the wheel must have (repeatable; default: "
+        "the recipe's expectation for the target)",
+    )
+    smoke.add_argument(
+        "--output-dir",
+        type=Path,
+        metavar="DIR",
+        help="where the smoke record goes (default: next to the wheel)",
+    )
+    _add_json(smoke)
+    smoke.set_defaults(handler=cmd_smoke)
 
     inspect = commands.add_parser(
         "inspect",
@@ -430,7 +464,27 @@ def cmd_build(args: argparse.Namespace, catalog: Catalog) -> int:
     incompatible = [report for _, report in checked if not report.compatible]
     for report in incompatible:
         console.error(f"{report.wheel} does not fit {report.target}: {report.problems[0]}")
-    return 1 if incompatible else 0
+    if incompatible:
+        return 1
+    return max(_smoke_built(job, engine, repaired.wheel) for repaired, _ in checked)
+
+
+def _smoke_built(job: BuildJob, engine: Engine, wheel: Path) -> int:
+    """The recipe's smoke test of a repaired wheel; its record lands next to the wheel."""
+    target, smoke = job.spec.target, job.spec.recipe.smoke
+    with console.section("smoke", f"smoke test of {wheel.name} on {target.name}") as line:
+        report = run_smoke(
+            wheel,
+            target,
+            job.spec.python,
+            smoke,
+            engine,
+            expect_providers=_gpu_providers(smoke, target),
+            on_device=False,
+            record_dir=wheel.parent,
+            on_line=line,
+        )
+    return _smoke_verdict(report)
 
 
 def _repair_and_inspect(
@@ -520,6 +574,58 @@ def _report_repair(repaired: RepairedWheel, as_json: bool) -> None:
         )
     else:
         console.print_text(f"{repaired.wheel}\n")
+
+
+def cmd_smoke(args: argparse.Namespace, catalog: Catalog) -> int:
+    target = catalog.target(args.target).model
+    if not args.wheel.is_file():
+        raise UsageError(f"{args.wheel}: no such wheel file")
+    smoke = smoke_for_wheel(catalog, args.wheel.name, target)
+    expected = (
+        tuple(args.expect_provider)
+        or _gpu_providers(smoke, target)
+        or (("CPUExecutionProvider",) if isinstance(smoke, OnnxruntimeSmoke) else ())
+    )
+    engine = _preflight(target.platform)
+    with console.section("base_image", f"base image {target.base_image.pinned}") as line:
+        ensure_base_image(target, engine, cache_dir(), line)
+    with console.section("smoke", f"smoke test of {args.wheel.name} on {target.name}") as line:
+        report = run_smoke(
+            args.wheel,
+            target,
+            target.default_python,
+            smoke,
+            engine,
+            expect_providers=expected,
+            on_device=args.on_device,
+            record_dir=args.output_dir or args.wheel.parent,
+            on_line=line,
+        )
+    return _report_smoke(report, args.json)
+
+
+def _report_smoke(report: SmokeReport, as_json: bool) -> int:
+    if as_json:
+        console.print_json(report.to_json())
+    else:
+        for check in report.checks:
+            console.print_check(
+                "ok" if check["ok"] else "fail", check["name"], check["detail"], None
+            )
+    return _smoke_verdict(report)
+
+
+def _smoke_verdict(report: SmokeReport) -> int:
+    """The outcome on stderr, the failed check named; the exit code."""
+    console.info(
+        f"smoke test {'passed' if report.passed else 'FAILED'} in "
+        f"{report.duration_s:.1f} s (environment {report.environment})"
+    )
+    failure = report.first_failure()
+    if failure is None:
+        return 0
+    console.error(f"smoke check {failure['name']} failed on {report.target}: {failure['detail']}")
+    return 1
 
 
 def cmd_inspect(args: argparse.Namespace, catalog: Catalog) -> int:

@@ -314,6 +314,7 @@ class Recipe(FrozenModel):
 
     name: Name
     description: str
+    distribution: Name | None = None  # the wheel's distribution name, when not ``name``
     source: Source
     versions: tuple[PackageVersion, ...] = Field(min_length=1)
     needs: tuple[Literal["cuda", "cudnn", "tensorrt"], ...] = ()

@@ -1,0 +1,296 @@
+"""The smoke stage: install a wheel in a fresh target container and prove it works.
+
+An environment image per (target, wheel, dependencies) is built through
+BuildKit: the target's base image, a clean virtual environment, the wheel
+installed with its dependencies from the index (through the CA/proxy
+passthrough). It is tagged by that content, so a second smoke run of the same
+wheel only starts a container. The check itself always runs, in a fresh
+``docker run --rm`` container of the target platform (QEMU on x86_64), with
+the check script and model mounted read-only. Checks report one JSON line;
+any failed check fails the stage and is named.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import struct
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from farm import __version__
+from farm.build import network_secrets, proxy_build_args
+from farm.catalog import Catalog
+from farm.engine import BuildRequest, Engine, image_exists
+from farm.errors import FarmError, UsageError
+from farm.models import OnnxruntimeSmoke, PythonSmoke, Smoke, Target
+from farm.process import capture, stream
+from farm.records import write_record
+from farm.render import environment
+
+VENV = "/opt/farm/smoke"
+# The model's constants: X [2,3] @ W [3,4] + B [4], then Relu.
+MODEL_W = [[0.5, -1.0, 0.25, 2.0], [1.5, 0.75, -0.5, -2.0], [-1.25, 0.5, 1.0, 0.125]]
+MODEL_B = [0.1, -0.2, 0.3, -0.4]
+
+
+class SmokeFailed(FarmError):
+    """The wheel was installed and a check failed."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class SmokeReport:
+    wheel: str
+    target: str
+    passed: bool
+    checks: list[dict[str, Any]]
+    info: dict[str, Any]
+    environment: str  # "cached" or "built"
+    duration_s: float
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "schema_version": 1,
+            "wheel": self.wheel,
+            "target": self.target,
+            "passed": self.passed,
+            "checks": self.checks,
+            "info": self.info,
+            "environment": self.environment,
+            "duration_s": round(self.duration_s, 1),
+        }
+
+    def first_failure(self) -> dict[str, Any] | None:
+        return next((check for check in self.checks if not check["ok"]), None)
+
+
+# --- the ONNX model, written as protobuf by hand (onnx.proto field numbers) -----------
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte = value & 0x7F
+        value >>= 7
+        out.append(byte | (0x80 if value else 0))
+        if not value:
+            return bytes(out)
+
+
+def _field(number: int, payload: bytes | str | int) -> bytes:
+    if isinstance(payload, int):
+        return _varint(number << 3) + _varint(payload)
+    data = payload.encode() if isinstance(payload, str) else payload
+    return _varint(number << 3 | 2) + _varint(len(data)) + data
+
+
+def _tensor_type(dims: Sequence[int]) -> bytes:
+    shape = b"".join(_field(1, _field(1, dim)) for dim in dims)  # TensorShapeProto.dim
+    return _field(1, _field(1, 1) + _field(2, shape))  # TypeProto.tensor_type: FLOAT, shape
+
+
+def _initializer(name: str, values: Sequence[float], dims: Sequence[int]) -> bytes:
+    raw = struct.pack(f"<{len(values)}f", *values)
+    return b"".join(_field(1, d) for d in dims) + _field(2, 1) + _field(8, name) + _field(9, raw)
+
+
+def onnx_model() -> bytes:
+    """ModelProto for Y = Relu(MatMul(X, W) + B), IR 7, opset 13 (onnxruntime >= 1.10)."""
+    flat_w = [v for row in MODEL_W for v in row]
+    nodes = [
+        _field(1, "X") + _field(1, "W") + _field(2, "XW") + _field(4, "MatMul"),
+        _field(1, "XW") + _field(1, "B") + _field(2, "XWB") + _field(4, "Add"),
+        _field(1, "XWB") + _field(2, "Y") + _field(4, "Relu"),
+    ]
+    graph = (
+        b"".join(_field(1, node) for node in nodes)
+        + _field(2, "farm_smoke")
+        + _field(5, _initializer("W", flat_w, (3, 4)))
+        + _field(5, _initializer("B", MODEL_B, (4,)))
+        + _field(11, _field(1, "X") + _field(2, _tensor_type((2, 3))))
+        + _field(12, _field(1, "Y") + _field(2, _tensor_type((2, 4))))
+    )
+    opset = _field(1, "") + _field(2, 13)
+    return _field(1, 7) + _field(2, "farm") + _field(7, graph) + _field(8, opset)
+
+
+# --- environment image and the run ------------------------------------------------
+
+
+def smoke_for_wheel(catalog: Catalog, wheel_name: str, target: Target) -> Smoke:
+    """The smoke test of the wheel's recipe; onnxruntime wheels without one get the generic test."""
+    entry = catalog.recipe_for_wheel(wheel_name)
+    if entry is not None:
+        return entry.model.smoke
+    if wheel_name.lower().startswith("onnxruntime"):
+        return OnnxruntimeSmoke(
+            kind="onnxruntime", expect_providers={"*": ("CPUExecutionProvider",)}
+        )
+    raise UsageError(
+        f"no recipe builds {wheel_name.split('-')[0]}, so there is no smoke test for it",
+        hint="`farm recipes` lists the packages",
+    )
+
+
+def smoke_requirements(smoke: Smoke) -> tuple[str, ...]:
+    return ("numpy",) if isinstance(smoke, OnnxruntimeSmoke) else ()
+
+
+def environment_tag(wheel: Path, target: Target, python: str, smoke: Smoke) -> str:
+    digest = hashlib.sha256()
+    for part in (__version__, target.base_image.pinned, python, *smoke_requirements(smoke)):
+        digest.update(part.encode() + b"\0")
+    digest.update(hashlib.sha256(wheel.read_bytes()).digest())
+    return f"farm.local/smoke-{target.name}:{digest.hexdigest()[:16]}"
+
+
+def render_environment(wheel_name: str, target: Target, python: str, smoke: Smoke) -> str:
+    template = environment().get_template("smoke.Dockerfile.j2")
+    return template.render(
+        farm_version=__version__,
+        template="smoke.Dockerfile.j2",
+        wheel=wheel_name,
+        target=target,
+        base_image=target.base_image.pinned,
+        python=python,
+        venv=VENV,
+        requirements=smoke_requirements(smoke),
+    )
+
+
+def check_argv(
+    smoke: Smoke, target: Target, on_device: bool, expect_providers: Sequence[str]
+) -> list[str]:
+    python = f"{VENV}/bin/python"
+    if isinstance(smoke, PythonSmoke):
+        return [python, "/farm/check/python_check.py", smoke.module, "/farm/check/script.py"]
+    return [
+        python,
+        "/farm/check/onnxruntime_check.py",
+        "/farm/check/model.onnx",
+        ",".join(expect_providers),
+        "1" if on_device else "0",
+        json.dumps(MODEL_W),
+        json.dumps(MODEL_B),
+    ]
+
+
+def run_smoke(
+    wheel: Path,
+    target: Target,
+    python: str,
+    smoke: Smoke,
+    engine: Engine,
+    *,
+    expect_providers: Sequence[str],
+    on_device: bool,
+    record_dir: Path,
+    on_line: Callable[[str], None],
+) -> SmokeReport:
+    started = time.monotonic()
+    tag = environment_tag(wheel, target, python, smoke)
+    state = "cached"
+    if not image_exists(engine, tag):
+        _build_environment(wheel, target, python, smoke, engine, tag, on_line)
+        state = "built"
+    with tempfile.TemporaryDirectory(prefix="farm-smoke-") as scratch:
+        check_dir = Path(scratch)
+        _write_check_files(check_dir, smoke)
+        argv = [
+            engine.docker,
+            "run",
+            "--rm",
+            "--platform",
+            target.platform,
+            "--network",
+            "none",
+            "-v",
+            f"{check_dir}:/farm/check:ro",
+            *_device_args(on_device),
+            tag,
+            *check_argv(smoke, target, on_device, expect_providers),
+        ]
+        result = capture(argv, timeout=900)
+    report = _report(wheel, target, result.output, state, time.monotonic() - started)
+    write_record(
+        record_dir / f"smoke-{target.name}.json",
+        "smoke",
+        "passed" if report.passed else "failed",
+        report.duration_s,
+        {**report.to_json(), "image": tag},
+    )
+    return report
+
+
+def _device_args(on_device: bool) -> list[str]:
+    # On a Jetson, NVIDIA's container runtime exposes the GPU and JetPack's libraries.
+    return ["--runtime", "nvidia"] if on_device else []
+
+
+def _write_check_files(directory: Path, smoke: Smoke) -> None:
+    package = resources.files("farm.smoke_checks")
+    for name in ("onnxruntime_check.py", "python_check.py"):
+        (directory / name).write_text(package.joinpath(name).read_text(encoding="utf-8"))
+    (directory / "model.onnx").write_bytes(onnx_model())
+    if isinstance(smoke, PythonSmoke):
+        (directory / "script.py").write_text(smoke.script, encoding="utf-8")
+    for path in directory.iterdir():
+        path.chmod(0o644)
+    directory.chmod(0o755)
+
+
+def _build_environment(
+    wheel: Path,
+    target: Target,
+    python: str,
+    smoke: Smoke,
+    engine: Engine,
+    tag: str,
+    on_line: Callable[[str], None],
+) -> None:
+    with tempfile.TemporaryDirectory(prefix="farm-smoke-env-") as scratch:
+        context = Path(scratch)
+        (context / "wheels").mkdir()
+        shutil.copy2(wheel, context / "wheels" / wheel.name)
+        (context / "Dockerfile").write_text(render_environment(wheel.name, target, python, smoke))
+        request = BuildRequest(
+            dockerfile=context / "Dockerfile",
+            context=context,
+            platform=target.platform,
+            tag=tag,
+            build_args=proxy_build_args(),
+            secrets=network_secrets(),
+            use_registry_cache=False,
+        )
+        result = stream(engine.build_argv(request), on_line=on_line, env=engine.env)
+    if result.returncode != 0:
+        lines = [line for line in result.output.splitlines() if line.strip()] or ["no output"]
+        failing = next((line for line in reversed(lines) if "ERROR" in line), lines[-1])
+        raise SmokeFailed(
+            f"check install: installing {wheel.name} failed: {' '.join(failing.split())}"
+        )
+
+
+def _report(wheel: Path, target: Target, output: str, state: str, duration: float) -> SmokeReport:
+    lines = [line for line in output.splitlines() if line.startswith("{")]
+    try:
+        data = json.loads(lines[-1])
+    except (IndexError, ValueError):
+        last = output.strip().splitlines()[-1:] or ["no output"]
+        data = {"checks": [{"name": "run", "ok": False, "detail": last[0]}], "info": {}}
+    checks = data.get("checks") or [{"name": "run", "ok": False, "detail": "no checks ran"}]
+    return SmokeReport(
+        wheel=wheel.name,
+        target=target.name,
+        passed=all(check["ok"] for check in checks),
+        checks=checks,
+        info=data.get("info", {}),
+        environment=state,
+        duration_s=duration,
+    )

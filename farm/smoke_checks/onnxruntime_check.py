@@ -1,0 +1,74 @@
+"""Smoke test of an onnxruntime wheel, run inside the target container.
+
+Usage: python onnxruntime_check.py MODEL PROVIDERS ON_DEVICE W_JSON B_JSON
+
+MODEL computes Y = Relu(X @ W + B) with W and B stored in it as initializers
+(farm.smoke.onnx_model writes it); this script recomputes Y with numpy from
+the same W and B. PROVIDERS is the comma-separated list the wheel must have
+compiled in; with ON_DEVICE=1 the session must also run on the first GPU one.
+It prints one JSON line: {"checks": [{"name", "ok", "detail"}], "info": {...}}.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+CHECKS: list[dict[str, object]] = []
+INFO: dict[str, object] = {}
+
+
+def check(name: str, ok: bool, detail: str) -> bool:
+    CHECKS.append({"name": name, "ok": bool(ok), "detail": detail})
+    return bool(ok)
+
+
+def run(
+    model: str, expected: list[str], on_device: bool, w: list[list[float]], b: list[float]
+) -> None:
+    try:
+        import numpy as np
+        import onnxruntime as ort
+    except Exception as exc:
+        check("import", False, f"{type(exc).__name__}: {exc}")
+        return
+    check("import", True, f"onnxruntime {ort.__version__}")
+    INFO.update(version=ort.__version__, device=ort.get_device())
+    available = ort.get_available_providers()
+    INFO["available_providers"] = available
+    missing = [p for p in expected if p not in available]
+    detail = f"compiled in: {', '.join(available)}"
+    if missing:
+        detail += f"; missing: {', '.join(missing)}"
+    check("providers", not missing, detail)
+    gpu = [p for p in expected if p != "CPUExecutionProvider"]
+    requested = [*gpu, "CPUExecutionProvider"] if on_device else ["CPUExecutionProvider"]
+    try:
+        session = ort.InferenceSession(model, providers=requested)
+    except Exception as exc:
+        check("session", False, f"{type(exc).__name__}: {exc}")
+        return
+    used = session.get_providers()
+    INFO["session_providers"] = used
+    if on_device and gpu:
+        # Falling back to the CPU on a Jetson means a library or SM architecture is missing.
+        check("device", used[0] in gpu, f"session runs on {used[0]}, wanted {gpu[0]}")
+    x = (np.arange(6, dtype=np.float32).reshape(2, 3) / 7.0) - 0.3
+    (y,) = session.run(None, {"X": x})
+    reference = np.maximum(x @ np.array(w, dtype=np.float32) + np.array(b, dtype=np.float32), 0)
+    error = float(np.max(np.abs(y - reference))) if y.shape == reference.shape else float("inf")
+    check("result", error <= 1e-5, f"max abs error {error:.1e} against numpy, shape {y.shape}")
+
+
+if __name__ == "__main__":
+    try:
+        run(
+            sys.argv[1],
+            [p for p in sys.argv[2].split(",") if p],
+            sys.argv[3] == "1",
+            json.loads(sys.argv[4]),
+            json.loads(sys.argv[5]),
+        )
+    except Exception as exc:
+        check("script", False, f"{type(exc).__name__}: {exc}")
+    print(json.dumps({"checks": CHECKS, "info": INFO}))

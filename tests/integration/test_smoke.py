@@ -1,0 +1,128 @@
+"""farm smoke for real: fresh aarch64 containers under QEMU, real installs, real checks."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from farm.paths import cache_dir
+from tests.integration.conftest import REPO, run_farm
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def demo_wheel(host_ready: object, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("smoke-out")
+    result = run_farm(
+        "build", "demo", "--target", "bookworm-arm64", "--output-dir", str(out), "--json"
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    (repaired,) = json.loads(result.stdout)["repaired"]
+    return Path(repaired)
+
+
+@pytest.fixture(scope="module")
+def ort_cpu_wheel(host_ready: object) -> Path:
+    directory = cache_dir() / "test-wheels"
+    found = sorted(directory.glob("onnxruntime-1.31.1-cp311-cp311-manylinux*_aarch64.whl"))
+    if found:
+        return found[0]
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--only-binary=:all:",
+            "--platform",
+            "manylinux_2_28_aarch64",
+            "--python-version",
+            "3.11",
+            "onnxruntime==1.31.1",
+            "--dest",
+            str(directory),
+        ],
+        check=True,
+        timeout=600,
+    )
+    return sorted(directory.glob("onnxruntime-1.31.1-cp311-cp311-manylinux*_aarch64.whl"))[0]
+
+
+def test_repaired_demo_passes_its_smoke_test(demo_wheel: Path) -> None:
+    result = run_farm("smoke", str(demo_wheel), "--target", "bookworm-arm64", "--json")
+    assert result.returncode == 0, result.stdout + result.stderr[-2000:]
+    report = json.loads(result.stdout)
+    assert report["passed"] is True
+    assert [c["name"] for c in report["checks"]] == ["import", "script"]
+    assert "zstd 1.5" in report["checks"][1]["detail"]
+    record = json.loads((demo_wheel.parent / "smoke-bookworm-arm64.json").read_text())
+    assert record["result"] == "passed"
+
+
+def test_wrong_result_fails_and_names_the_check(demo_wheel: Path, tmp_path: Path) -> None:
+    catalog = tmp_path / "catalog"
+    (catalog / "packages").mkdir(parents=True)
+    recipe = (REPO / "recipes" / "packages" / "demo.yaml").read_text()
+    recipe = recipe.replace("path: ../../demo", f"path: {REPO / 'demo'}")
+    recipe = recipe.replace(
+        "assert farm_demo.decompress(frame) == payload",
+        "assert farm_demo.decompress(frame) == payload + b'x', 'round trip'",
+    )
+    (catalog / "packages" / "demo.yaml").write_text(recipe)
+    result = run_farm(
+        "--recipes",
+        str(catalog),
+        "smoke",
+        str(demo_wheel),
+        "--target",
+        "bookworm-arm64",
+        "--output-dir",
+        str(tmp_path),
+    )
+    assert result.returncode == 1
+    error = [line for line in result.stderr.splitlines() if line.startswith("farm: error:")]
+    assert error == [
+        "farm: error: smoke check script failed on bookworm-arm64: AssertionError: round trip"
+    ]
+
+
+def test_pypi_onnxruntime_runs_real_inference_under_qemu(
+    ort_cpu_wheel: Path, tmp_path: Path
+) -> None:
+    result = run_farm(
+        "smoke",
+        str(ort_cpu_wheel),
+        "--target",
+        "bookworm-arm64",
+        "--json",
+        "--output-dir",
+        str(tmp_path),
+    )
+    assert result.returncode == 0, result.stdout + result.stderr[-2000:]
+    report = json.loads(result.stdout)
+    checks = {c["name"]: c for c in report["checks"]}
+    assert checks["result"]["ok"] and "against numpy" in checks["result"]["detail"]
+    assert report["info"]["version"] == "1.31.1"
+    assert report["info"]["session_providers"] == ["CPUExecutionProvider"]
+
+
+def test_missing_provider_fails(ort_cpu_wheel: Path, tmp_path: Path) -> None:
+    result = run_farm(
+        "smoke",
+        str(ort_cpu_wheel),
+        "--target",
+        "bookworm-arm64",
+        "--expect-provider",
+        "TensorrtExecutionProvider",
+        "--output-dir",
+        str(tmp_path),
+    )
+    assert result.returncode == 1
+    assert "smoke check providers failed on bookworm-arm64" in result.stderr
+    assert "missing: TensorrtExecutionProvider" in result.stderr
