@@ -23,7 +23,6 @@ from farm.render import JOBS_ARG, NVCC_THREADS_ARG, render_dockerfile
 from farm.resources import BuilderResources, Parallelism
 
 PLAN_SCHEMA_VERSION = 1
-STRATEGIES = ("emulated", "cross")
 
 
 @dataclass(frozen=True, kw_only=True)
