@@ -101,9 +101,8 @@ def _bootstrap(bootstrap: Bootstrap, tarball: Path, on_line: Callable[[str], Non
     try:
         result = stream(mmdebstrap_argv(bootstrap, partial), on_line=on_line)
         if result.returncode != 0:
-            last = result.output.strip().splitlines()[-1:] or ["no output"]
             raise FarmError(
-                f"mmdebstrap failed ({result.returncode}): {last[0]}",
+                f"mmdebstrap failed ({result.returncode}): {result.failing_line()}",
                 hint="`farm doctor` checks QEMU/binfmt; mmdebstrap needs arch-test",
             )
         partial.replace(tarball)
@@ -126,5 +125,4 @@ def _load(target: Target, engine: Engine, tarball: Path, on_line: Callable[[str]
             engine.build_argv(load_request(target, context)), on_line=on_line, env=engine.env
         )
     if result.returncode != 0:
-        last = result.output.strip().splitlines()[-1:] or ["no output"]
-        raise FarmError(f"loading {target.base_image.pinned} failed: {last[0]}")
+        raise FarmError(f"loading {target.base_image.pinned} failed: {result.failing_line()}")

@@ -165,7 +165,6 @@ _PULL_FAILURES = (
 
 
 def _failure(result: Finished, log_path: Path, base_image: str) -> FarmError:
-    lines = result.output.splitlines()
     text = result.output.lower()
     if "no space left on device" in text:
         return EnvironmentProblem(
@@ -187,11 +186,8 @@ def _failure(result: Finished, log_path: Path, base_image: str) -> FarmError:
             f"the target's programs cannot run here (exec format error); log: {log_path}",
             hint="register QEMU: scripts/host-setup.sh",
         )
-    step = next(
-        (line for line in reversed(lines) if " ERROR" in line or "ERROR:" in line), None
-    ) or next((line for line in reversed(lines) if line.strip()), "no output")
     return BuildFailed(
-        f"build step failed: {' '.join(step.split())}; log: {log_path}",
+        f"build step failed: {result.failing_line()}; log: {log_path}",
         hint=f"the last lines of {log_path} show the failing command",
     )
 

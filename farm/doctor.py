@@ -94,7 +94,7 @@ def check_buildkit(engine: Engine) -> Check:
             status="ok",
             detail="built and exported a scratch image with --output type=local",
         )
-    last = result.output.strip().splitlines()[-1] if result.output.strip() else "no output"
+    last = result.failing_line()
     return Check(
         name="buildkit",
         status="fail",

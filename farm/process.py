@@ -48,6 +48,13 @@ class Finished:
     returncode: int
     output: str  # stdout and stderr together, masked
 
+    def failing_line(self) -> str:
+        """The last line that says ERROR (BuildKit marks failed steps so), else the last line."""
+        lines = [" ".join(line.split()) for line in self.output.splitlines() if line.strip()]
+        return next((line for line in reversed(lines) if "ERROR" in line), None) or (
+            lines[-1] if lines else "no output"
+        )
+
 
 def capture(
     argv: Sequence[str],

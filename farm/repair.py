@@ -117,9 +117,9 @@ def run_repair(
             result = stream(argv, on_line=on_line, log=log, env=engine.env)
         produced = sorted((context / "out").glob("*.whl"))
         if result.returncode != 0 or len(produced) != 1:
-            last = [line for line in result.output.splitlines() if line.strip()][-1:] or [""]
             raise RepairFailed(
-                f"auditwheel repair of {wheel.name} failed: {last[0].strip()}; log: {log_path}"
+                f"auditwheel repair of {wheel.name} failed: {result.failing_line()}; "
+                f"log: {log_path}"
             )
         final = out_dir / produced[0].name
         produced[0].replace(final)

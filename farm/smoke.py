@@ -270,11 +270,7 @@ def _build_environment(
         )
         result = stream(engine.build_argv(request), on_line=on_line, env=engine.env)
     if result.returncode != 0:
-        lines = [line for line in result.output.splitlines() if line.strip()] or ["no output"]
-        failing = next((line for line in reversed(lines) if "ERROR" in line), lines[-1])
-        raise SmokeFailed(
-            f"check install: installing {wheel.name} failed: {' '.join(failing.split())}"
-        )
+        raise SmokeFailed(f"check install: installing {wheel.name} failed: {result.failing_line()}")
 
 
 def _report(wheel: Path, target: Target, output: str, state: str, duration: float) -> SmokeReport:

@@ -44,3 +44,14 @@ def test_script_is_rerunnable(tmp_path: Path) -> None:
     write_script(script, [(["echo", "a b"], {"X": "1"})])
     assert script.read_text().splitlines()[-1] == "X=1 echo 'a b'"
     assert script.stat().st_mode & 0o111
+
+
+def test_failing_line_prefers_buildkit_errors() -> None:
+    from farm.process import Finished
+
+    output = "#5 RUN make\n#5 ERROR: executor failed   running [make]\n\nfailed to solve\n"
+    assert Finished(argv=(), returncode=1, output=output).failing_line() == (
+        "#5 ERROR: executor failed running [make]"
+    )
+    assert Finished(argv=(), returncode=1, output="a\nlast words \n").failing_line() == "last words"
+    assert Finished(argv=(), returncode=1, output="").failing_line() == "no output"
