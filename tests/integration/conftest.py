@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -39,6 +40,35 @@ def run_farm(
         check=False,
         env={**os.environ, **(env or {})},
     )
+
+
+def onnxruntime_aarch64_wheel(version: str, python: str) -> Path:
+    """onnxruntime's aarch64 CPU wheel from PyPI for ``python``, kept in the farm cache."""
+    from farm.paths import cache_dir
+
+    directory = cache_dir() / "test-wheels"
+    pattern = f"onnxruntime-{version}-cp{python.replace('.', '')}-*manylinux*_aarch64.whl"
+    if not sorted(directory.glob(pattern)):
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "--no-deps",
+                "--only-binary=:all:",
+                "--platform",
+                "manylinux_2_28_aarch64",
+                "--python-version",
+                python,
+                f"onnxruntime=={version}",
+                "--dest",
+                str(directory),
+            ],
+            check=True,
+            timeout=600,
+        )
+    return sorted(directory.glob(pattern))[0]
 
 
 @pytest.fixture(scope="session")

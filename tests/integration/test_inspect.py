@@ -5,14 +5,12 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import sys
 import zipfile
 from pathlib import Path
 
 import pytest
 
-from farm.paths import cache_dir
-from tests.integration.conftest import run_farm
+from tests.integration.conftest import onnxruntime_aarch64_wheel, run_farm
 
 pytestmark = pytest.mark.integration
 ORT_WHEEL = "onnxruntime-1.23.2-cp310-cp310-manylinux_2_27_aarch64.manylinux_2_28_aarch64.whl"
@@ -21,29 +19,8 @@ PYBIND = "onnxruntime/capi/onnxruntime_pybind11_state.cpython-310-aarch64-linux-
 
 @pytest.fixture(scope="session")
 def ort_aarch64_wheel() -> Path:
-    """onnxruntime 1.23.2's aarch64 CPU wheel from PyPI, kept in the farm cache."""
-    directory = cache_dir() / "test-wheels"
-    wheel = directory / ORT_WHEEL
-    if not wheel.is_file():
-        subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "pip",
-                "download",
-                "--no-deps",
-                "--only-binary=:all:",
-                "--platform",
-                "manylinux_2_28_aarch64",
-                "--python-version",
-                "3.10",
-                "onnxruntime==1.23.2",
-                "--dest",
-                str(directory),
-            ],
-            check=True,
-            timeout=600,
-        )
+    wheel = onnxruntime_aarch64_wheel("1.23.2", "3.10")
+    assert wheel.name == ORT_WHEEL
     return wheel
 
 

@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from farm.paths import cache_dir
-from tests.integration.conftest import REPO, run_farm
+from tests.integration.conftest import REPO, onnxruntime_aarch64_wheel, run_farm
 
 pytestmark = pytest.mark.integration
 
@@ -28,30 +25,7 @@ def demo_wheel(host_ready: object, tmp_path_factory: pytest.TempPathFactory) -> 
 
 @pytest.fixture(scope="module")
 def ort_cpu_wheel(host_ready: object) -> Path:
-    directory = cache_dir() / "test-wheels"
-    found = sorted(directory.glob("onnxruntime-1.31.1-cp311-cp311-manylinux*_aarch64.whl"))
-    if found:
-        return found[0]
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "download",
-            "--no-deps",
-            "--only-binary=:all:",
-            "--platform",
-            "manylinux_2_28_aarch64",
-            "--python-version",
-            "3.11",
-            "onnxruntime==1.31.1",
-            "--dest",
-            str(directory),
-        ],
-        check=True,
-        timeout=600,
-    )
-    return sorted(directory.glob("onnxruntime-1.31.1-cp311-cp311-manylinux*_aarch64.whl"))[0]
+    return onnxruntime_aarch64_wheel("1.31.1", "3.11")
 
 
 def test_repaired_demo_passes_its_smoke_test(demo_wheel: Path) -> None:
