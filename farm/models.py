@@ -106,6 +106,18 @@ class Bootstrap(FrozenModel):
     mirror: str | None = None
 
 
+class ToolsPython(FrozenModel):
+    """An interpreter in the target image for the farm's own tools, when the target's is too old."""
+
+    python: str = Field(pattern=r"^python3(\.\d{1,2})?$")
+    apt: tuple[str, ...] = ()
+
+
+# auditwheel 6.4, the first that reads the architecture from the wheel, needs Python >= 3.9
+# (its Requires-Python); the repair stage runs it inside the target image.
+TOOLS_MIN_PYTHON = Version("3.9")
+
+
 class BaseImage(FrozenModel):
     reference: str = Field(min_length=1)
     digest: Digest | None = None
@@ -149,6 +161,7 @@ class Target(FrozenModel):
     tensorrt: SystemLibrary | None = None
     base_image: BaseImage
     provided_libs: tuple[str, ...] = ()
+    tools: ToolsPython | None = None
 
     @property
     def arch(self) -> str:
@@ -176,7 +189,18 @@ class Target(FrozenModel):
             raise FieldRuleError("aliases", f"alias {self.name!r} repeats the target's name")
         if len(set(self.python)) != len(self.python):
             raise FieldRuleError("python", "a version is listed twice")
+        oldest = min(self.python, key=Version)
+        if self.tools is None and Version(oldest) < TOOLS_MIN_PYTHON:
+            raise FieldRuleError(
+                "tools",
+                f"python {oldest} cannot run auditwheel (needs >= {TOOLS_MIN_PYTHON}): "
+                "name tools.python and the apt packages that install it",
+            )
         return self
+
+    def tools_python(self, python: str) -> str:
+        """The interpreter command that runs the farm's tools inside the target image."""
+        return self.tools.python if self.tools is not None else f"python{python}"
 
 
 def _check_manylinux_tag(target: Target) -> None:

@@ -74,7 +74,7 @@ def render_repair(wheel_name: str, target: Target, python: str) -> str:
         wheel=wheel_name,
         target=target,
         base_image=target.base_image.pinned,
-        python=python,
+        interpreter=target.tools_python(python),
         venv=VENV,
         requirements=REQUIREMENTS,
         command=repair_argv(wheel_name, target),

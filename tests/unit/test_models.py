@@ -92,6 +92,16 @@ def test_tensorrt_without_cuda_is_rejected(catalog: Catalog) -> None:
         Target.model_validate(data)
 
 
+def test_a_python_too_old_for_auditwheel_needs_a_tools_interpreter(catalog: Catalog) -> None:
+    data = _target_data(catalog, "jetpack5")
+    data["tools"] = None
+    with pytest.raises(ValidationError, match=r"python 3\.8 cannot run auditwheel"):
+        Target.model_validate(data)
+    jetpack5 = catalog.targets["jetpack5"].model
+    assert jetpack5.tools_python("3.8") == "python3.9"
+    assert catalog.targets["jetpack6"].model.tools_python("3.10") == "python3.10"
+
+
 def test_models_are_frozen(catalog: Catalog) -> None:
     target = catalog.targets["jetpack6"].model
     with pytest.raises(ValidationError):
