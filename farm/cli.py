@@ -188,11 +188,23 @@ def build_parser() -> argparse.ArgumentParser:
     )
     smoke.add_argument("wheel", type=Path, help="path to a .whl file")
     smoke.add_argument("-t", "--target", required=True, help="target name or alias")
-    smoke.add_argument(
+    device = smoke.add_mutually_exclusive_group()
+    device.add_argument(
         "--on-device",
-        action="store_true",
+        dest="device",
+        action="store_const",
+        const="on",
+        default="auto",
         help="running on the target device with its GPU: the session must run on "
-        "the GPU providers, not fall back to the CPU",
+        "the GPU providers, not fall back to the CPU (default: detected on a Jetson "
+        "from /etc/nv_tegra_release and the GPU device nodes in the container)",
+    )
+    device.add_argument(
+        "--no-device",
+        dest="device",
+        action="store_const",
+        const="off",
+        help="check compiled-in providers only, even on a Jetson",
     )
     smoke.add_argument(
         "--expect-provider",
@@ -480,7 +492,7 @@ def _smoke_built(job: BuildJob, engine: Engine, wheel: Path) -> int:
             smoke,
             engine,
             expect_providers=_gpu_providers(smoke, target),
-            on_device=False,
+            device="auto",
             record_dir=wheel.parent,
             on_line=line,
         )
@@ -597,7 +609,7 @@ def cmd_smoke(args: argparse.Namespace, catalog: Catalog) -> int:
             smoke,
             engine,
             expect_providers=expected,
-            on_device=args.on_device,
+            device=args.device,
             record_dir=args.output_dir or args.wheel.parent,
             on_line=line,
         )

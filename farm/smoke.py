@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import platform
 import shutil
 import struct
 import tempfile
@@ -22,7 +23,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from farm import __version__
 from farm.build import network_secrets, proxy_build_args
@@ -38,6 +39,13 @@ VENV = "/opt/farm/smoke"
 # The model's constants: X [2,3] @ W [3,4] + B [4], then Relu.
 MODEL_W = [[0.5, -1.0, 0.25, 2.0], [1.5, 0.75, -0.5, -2.0], [-1.25, 0.5, 1.0, 0.125]]
 MODEL_B = [0.1, -0.2, 0.3, -0.4]
+
+
+# "on": the session must run on the GPU; "off": CPU only (QEMU); "auto": on when
+# the farm runs on a Jetson of the target's architecture and the container sees its GPU.
+DeviceMode = Literal["auto", "on", "off"]
+# L4T writes its release here; its presence is how a host says it is a Jetson.
+JETSON_RELEASE_FILE = Path("/etc/nv_tegra_release")
 
 
 class SmokeFailed(FarmError):
@@ -164,8 +172,32 @@ def render_environment(wheel_name: str, target: Target, python: str, smoke: Smok
     )
 
 
+def host_device(target: Target, mode: DeviceMode) -> DeviceMode:
+    """The device mode after looking at the host: "auto" resolves here or in the container.
+
+    Off a Jetson (no L4T release file, or another architecture) the GPU cannot
+    be there, so "auto" is "off"; on one it stays "auto" and the check decides
+    from the device nodes the NVIDIA runtime passed in.
+    """
+    if mode != "auto":
+        return mode
+    on_jetson = JETSON_RELEASE_FILE.exists() and platform.machine() == target.arch
+    return "auto" if on_jetson and target.cuda is not None else "off"
+
+
+def host_details(target: Target) -> dict[str, Any]:
+    """What the smoke test ran on, for its record."""
+    machine = platform.machine()
+    return {
+        "machine": machine,
+        "kernel": platform.release(),
+        "emulated": machine != target.arch,
+        "jetson": JETSON_RELEASE_FILE.exists(),
+    }
+
+
 def check_argv(
-    smoke: Smoke, target: Target, on_device: bool, expect_providers: Sequence[str]
+    smoke: Smoke, target: Target, device: DeviceMode, expect_providers: Sequence[str]
 ) -> list[str]:
     python = f"{VENV}/bin/python"
     if isinstance(smoke, PythonSmoke):
@@ -175,7 +207,7 @@ def check_argv(
         "/farm/check/onnxruntime_check.py",
         "/farm/check/model.onnx",
         ",".join(expect_providers),
-        "1" if on_device else "0",
+        device,
         json.dumps(MODEL_W),
         json.dumps(MODEL_B),
     ]
@@ -189,11 +221,12 @@ def run_smoke(
     engine: Engine,
     *,
     expect_providers: Sequence[str],
-    on_device: bool,
+    device: DeviceMode,
     record_dir: Path,
     on_line: Callable[[str], None],
 ) -> SmokeReport:
     started = time.monotonic()
+    device = host_device(target, device)
     tag = environment_tag(wheel, target, python, smoke)
     state = "cached"
     if not image_exists(engine, tag):
@@ -212,9 +245,9 @@ def run_smoke(
             "none",
             "-v",
             f"{check_dir}:/farm/check:ro",
-            *_device_args(on_device),
+            *_device_args(device),
             tag,
-            *check_argv(smoke, target, on_device, expect_providers),
+            *check_argv(smoke, target, device, expect_providers),
         ]
         result = capture(argv, timeout=900)
     report = _report(wheel, target, result.output, state, time.monotonic() - started)
@@ -223,14 +256,14 @@ def run_smoke(
         "smoke",
         "passed" if report.passed else "failed",
         report.duration_s,
-        {**report.to_json(), "image": tag},
+        {**report.to_json(), "image": tag, "host": host_details(target)},
     )
     return report
 
 
-def _device_args(on_device: bool) -> list[str]:
+def _device_args(device: DeviceMode) -> list[str]:
     # On a Jetson, NVIDIA's container runtime exposes the GPU and JetPack's libraries.
-    return ["--runtime", "nvidia"] if on_device else []
+    return [] if device == "off" else ["--runtime", "nvidia"]
 
 
 def _write_check_files(directory: Path, smoke: Smoke) -> None:

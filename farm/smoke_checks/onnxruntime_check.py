@@ -1,11 +1,13 @@
 """Smoke test of an onnxruntime wheel, run inside the target container.
 
-Usage: python onnxruntime_check.py MODEL PROVIDERS ON_DEVICE W_JSON B_JSON
+Usage: python onnxruntime_check.py MODEL PROVIDERS DEVICE W_JSON B_JSON
 
 MODEL computes Y = Relu(X @ W + B) with W and B stored in it as initializers
 (farm.smoke.onnx_model writes it); this script recomputes Y with numpy from
 the same W and B. PROVIDERS is the comma-separated list the wheel must have
-compiled in; with ON_DEVICE=1 the session must also run on the first GPU one.
+compiled in. DEVICE is "on" (the session must run on the first GPU one),
+"off" (CPU only, as under QEMU) or "auto": on when this container sees a
+Jetson GPU (the device nodes NVIDIA's container runtime passes in).
 It prints one JSON line: {"checks": [{"name", "ok", "detail"}], "info": {...}}.
 """
 
@@ -13,9 +15,15 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 
 CHECKS: list[dict[str, object]] = []
 INFO: dict[str, object] = {}
+
+
+# Device nodes of the integrated GPU on L4T (nvgpu driver); JetPack 5 and 6
+# use nvhost-ctrl-gpu, newer kernels the nvgpu/igpu0 directory.
+JETSON_GPU_NODES = ("/dev/nvhost-ctrl-gpu", "/dev/nvgpu/igpu0/ctrl", "/dev/nvidia0")
 
 
 def check(name: str, ok: bool, detail: str) -> bool:
@@ -23,9 +31,14 @@ def check(name: str, ok: bool, detail: str) -> bool:
     return bool(ok)
 
 
-def run(
-    model: str, expected: list[str], on_device: bool, w: list[list[float]], b: list[float]
-) -> None:
+def device_present() -> bool:
+    return any(Path(node).exists() for node in JETSON_GPU_NODES)
+
+
+def run(model: str, expected: list[str], device: str, w: list[list[float]], b: list[float]) -> None:
+    on_device = device == "on" or (device == "auto" and device_present())
+    INFO["device_mode"] = device
+    INFO["on_device"] = on_device
     try:
         import numpy as np
         import onnxruntime as ort
@@ -65,7 +78,7 @@ if __name__ == "__main__":
         run(
             sys.argv[1],
             [p for p in sys.argv[2].split(",") if p],
-            sys.argv[3] == "1",
+            sys.argv[3],
             json.loads(sys.argv[4]),
             json.loads(sys.argv[5]),
         )
