@@ -16,26 +16,20 @@ or interrupted build never leaves something that looks like a result.
 from __future__ import annotations
 
 import contextlib
-import os
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from farm.engine import BuildRequest, Engine
 from farm.errors import EnvironmentProblem, FarmError
+from farm.network import network_secrets, proxy_build_args
 from farm.plan import BuildJob
 from farm.process import Finished, command_line, stream, write_script
 from farm.records import write_record
-
-CA_SECRET = "farm-ca-bundle"  # noqa: S105 - a BuildKit secret id, not a secret
-PIP_CONF_SECRET = "farm-pip-conf"  # noqa: S105 - a secret id
-_CA_ENV = ("PIP_CERT", "SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
-_DEFAULT_CA = Path("/etc/ssl/certs/ca-certificates.crt")
-_PROXY_ENV = ("HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy")
 
 
 class BuildFailed(FarmError):
@@ -54,32 +48,6 @@ class BuildResult:
 def job_dir(job: BuildJob, out_root: Path) -> Path:
     spec = job.spec
     return out_root / spec.recipe.name / spec.target.name / f"{spec.version}-{job.build_key[:12]}"
-
-
-def network_secrets(environ: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The host's CA bundle and (explicitly configured) pip config as BuildKit secret files.
-
-    A TLS-intercepting proxy makes every download in the container fail
-    without the host's CA bundle. The host's pip.conf is passed only when
-    ``PIP_CONFIG_FILE`` names it: a general one may point at host-only paths.
-    """
-    env = os.environ if environ is None else environ
-    secrets: dict[str, str] = {}
-    candidates = [env.get(name) for name in _CA_ENV] + [str(_DEFAULT_CA)]
-    for candidate in candidates:
-        if candidate and Path(candidate).is_file():
-            secrets[CA_SECRET] = candidate
-            break
-    pip_conf = env.get("PIP_CONFIG_FILE")
-    if pip_conf and Path(pip_conf).is_file():
-        secrets[PIP_CONF_SECRET] = pip_conf
-    return secrets
-
-
-def proxy_build_args(environ: Mapping[str, str] | None = None) -> dict[str, str]:
-    """Docker's predefined proxy build args: used by RUN steps, kept out of image history."""
-    env = os.environ if environ is None else environ
-    return {name: env[name] for name in _PROXY_ENV if env.get(name)}
 
 
 def build_request(job: BuildJob, dockerfile: Path, output: Path, context: Path) -> BuildRequest:

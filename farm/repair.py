@@ -25,10 +25,10 @@ from typing import Any
 import jinja2
 
 from farm import __version__
-from farm.build import network_secrets, proxy_build_args
 from farm.engine import BuildRequest, Engine
 from farm.errors import FarmError
 from farm.models import Target
+from farm.network import network_secrets, proxy_build_args
 from farm.process import capture, command_line, stream, write_script
 from farm.records import write_record
 from farm.render import environment

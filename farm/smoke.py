@@ -26,11 +26,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 from farm import __version__
-from farm.build import network_secrets, proxy_build_args
 from farm.catalog import Catalog
 from farm.engine import BuildRequest, Engine, image_exists
 from farm.errors import FarmError, UsageError
 from farm.models import OnnxruntimeSmoke, PythonSmoke, Smoke, Target
+from farm.network import network_secrets, proxy_build_args
 from farm.process import capture, stream
 from farm.records import write_record
 from farm.render import environment

@@ -2,8 +2,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from farm.build import job_dir, network_secrets, proxy_build_args
+from farm.build import job_dir
 from farm.catalog import Catalog
+from farm.network import network_secrets, proxy_build_args
 from farm.plan import plan_job
 from farm.resources import BuilderResources
 
