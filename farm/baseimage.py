@@ -39,6 +39,9 @@ def mmdebstrap_argv(bootstrap: Bootstrap, tarball: Path) -> list[str]:
         "mmdebstrap",
         f"--variant={bootstrap.variant}",
         f"--architectures={bootstrap.architecture}",
+        # Explicit: mmdebstrap otherwise picks the format from the file name's
+        # extension, and anything it does not know becomes a directory.
+        "--format=tar",
     ]
     if bootstrap.include:
         argv.append("--include=" + ",".join(bootstrap.include))
@@ -97,7 +100,7 @@ def ensure_base_image(
 
 def _bootstrap(bootstrap: Bootstrap, tarball: Path, on_line: Callable[[str], None]) -> None:
     tarball.parent.mkdir(parents=True, exist_ok=True)
-    partial = tarball.with_name(f".{tarball.name}.{os.getpid()}.partial")
+    partial = tarball.with_name(f".{tarball.stem}.{os.getpid()}.partial.tar")
     try:
         result = stream(mmdebstrap_argv(bootstrap, partial), on_line=on_line)
         if result.returncode != 0:

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from farm.baseimage import mmdebstrap_argv
 from farm.build import job_dir
 from farm.catalog import Catalog
 from farm.network import network_secrets, proxy_build_args
@@ -42,3 +43,12 @@ def test_demo_key_follows_its_source_tree(catalog_copy: Path, ci_runner: Builder
     source.write_text(source.read_text() + "\n/* changed */\n")
     after = plan_job(load_catalog([catalog_copy]), "demo", "bookworm-arm64", resources=ci_runner)
     assert before.build_key != after.build_key
+
+
+def test_the_rootfs_is_always_written_as_a_tarball(catalog: Catalog, tmp_path: Path) -> None:
+    # mmdebstrap guesses the format from the extension; the farm's temporary name must not
+    # turn the cached rootfs into a directory.
+    target = catalog.targets["bookworm-arm64"].model
+    assert target.base_image.bootstrap is not None
+    argv = mmdebstrap_argv(target.base_image.bootstrap, tmp_path / ".x.123.partial.tar")
+    assert "--format=tar" in argv
