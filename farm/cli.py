@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from farm import __version__, console
+from farm import __version__, cli_publish, console
 from farm.baseimage import ensure_base_image, planned_commands
 from farm.build import dry_run_commands, run_build
 from farm.catalog import Catalog, catalog_dirs, display, load_catalog
@@ -56,6 +56,9 @@ workflow:
   farm inspect WHEEL --target jetpack6           can this wheel work there? (any wheel)
   farm build onnxruntime-gpu --target jp6 --dry-run
                                                  the exact BuildKit commands, nothing run
+  farm registry serve --detach                   a local pypiserver index on 127.0.0.1
+  farm publish WHEEL --registry local            upload once, verified by sha256
+  farm index-config --target jp6 --tool uv       what a project pastes to install from it
 
 configuration:
   --recipes DIR / FARM_RECIPES     extra catalog directories (targets/*.yaml, packages/*.yaml)
@@ -64,6 +67,13 @@ configuration:
   FARM_ENGINE=buildx|classic, FARM_DOCKER=PATH, FARM_BUILDX_BUILDER, FARM_BUILDX_CACHE
                                    the BuildKit client (default: detected; see farm doctor)
   FARM_OUTPUT_DIR, FARM_CACHE_DIR  job outputs (./out), cached root filesystems (~/.cache/farm)
+  FARM_STATE_DIR                   the local registry and run state (~/.local/share/farm)
+  FARM_CONFIG / farm.toml / [tool.farm]
+                                   registry profiles (gitlab, devpi, pypiserver, generic)
+  TWINE_USERNAME/TWINE_PASSWORD, CI_JOB_TOKEN, .pypirc, .netrc
+                                   registry credentials (never on the command line)
+  FARM_PUBLISH_ATTEMPTS, FARM_PUBLISH_BACKOFF_S
+                                   upload retries (4) and first backoff in seconds (1)
 
 exit codes: 0 success, 1 a stage failed, 2 bad input (arguments, recipes, combinations),
             3 the host lacks something (docker, QEMU, disk)
@@ -234,6 +244,7 @@ def build_parser() -> argparse.ArgumentParser:
     inspect.add_argument("-t", "--target", required=True, help="target name or alias")
     _add_json(inspect)
     inspect.set_defaults(handler=cmd_inspect)
+    cli_publish.add_commands(commands)
     return parser
 
 

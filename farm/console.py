@@ -2,6 +2,8 @@
 
 Results (tables, Dockerfiles, JSON) go to stdout, messages to stderr, so
 ``farm plan ... --json | jq`` and ``farm render ... > Dockerfile`` work.
+Everything written here passes :func:`farm.process.mask`: a registered secret
+never reaches a terminal or a CI log, whichever code path produced the line.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from farm.process import mask
+
 # Piped output is read by people in CI logs: do not squeeze tables into 80 columns.
 _PIPED_WIDTH = None if sys.stdout.isatty() else 200
 stdout = Console(soft_wrap=True, highlight=False, width=_PIPED_WIDTH)
@@ -26,11 +30,11 @@ stderr = Console(stderr=True, soft_wrap=True, highlight=False)
 
 
 def print_json(document: Any) -> None:
-    sys.stdout.write(json.dumps(document, indent=2, sort_keys=False) + "\n")
+    sys.stdout.write(mask(json.dumps(document, indent=2, sort_keys=False)) + "\n")
 
 
 def print_text(text: str) -> None:
-    sys.stdout.write(text)
+    sys.stdout.write(mask(text))
 
 
 def print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
@@ -52,13 +56,13 @@ def print_check(status: str, name: str, detail: str, fix: str | None) -> None:
 
 
 def error(message: str, hint: str | None = None) -> None:
-    stderr.print(f"[bold red]farm: error:[/] {escape(message)}")
+    stderr.print(f"[bold red]farm: error:[/] {escape(mask(message))}")
     if hint:
-        stderr.print(f"[yellow]farm: hint:[/] {escape(hint)}")
+        stderr.print(f"[yellow]farm: hint:[/] {escape(mask(hint))}")
 
 
 def info(message: str) -> None:
-    stderr.print(escape(message))
+    stderr.print(escape(mask(message)))
 
 
 @contextlib.contextmanager
@@ -83,8 +87,8 @@ def section(name: str, header: str) -> Iterator[Callable[[str], None]]:
         yield _plain_line
         return
     with stderr.status(escape(header)) as status:
-        yield lambda line: status.update(escape(f"{header}: {line[:150]}"))
+        yield lambda line: status.update(escape(mask(f"{header}: {line[:150]}")))
 
 
 def _plain_line(line: str) -> None:
-    sys.stderr.write(f"  | {line}\n")
+    sys.stderr.write(f"  | {mask(line)}\n")

@@ -1,4 +1,4 @@
-"""Where farm finds its own data: the catalog and the Dockerfile templates."""
+"""Where farm finds its own data (catalog, templates) and keeps caches, outputs and state."""
 
 from __future__ import annotations
 
@@ -28,3 +28,12 @@ def cache_dir() -> Path:
 def output_dir() -> Path:
     """Where wheels, logs and records of jobs go: ``FARM_OUTPUT_DIR`` or ``./out``."""
     return Path(os.environ.get("FARM_OUTPUT_DIR") or "out")
+
+
+def state_dir() -> Path:
+    """Where the farm keeps state between runs: ``FARM_STATE_DIR`` or XDG data home."""
+    configured = os.environ.get("FARM_STATE_DIR")
+    if configured:
+        return Path(configured)
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "farm"

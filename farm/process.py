@@ -20,7 +20,10 @@ from typing import IO
 from farm.errors import EnvironmentProblem
 
 _SECRETS: set[str] = set()
-_URL_CREDENTIALS = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)[^/@\s:]+(:[^/@\s]*)?@", re.I)
+# user:password@ in a URL; ${VAR} placeholders (pip expands them from the environment) stay.
+_URL_CREDENTIALS = re.compile(
+    r"(?P<scheme>[a-z][a-z0-9+.-]*://)(?!\$\{\w+\}(:\$\{\w+\})?@)[^/@\s:]+(:[^/@\s]*)?@", re.I
+)
 MASK = "***"
 
 
@@ -122,6 +125,26 @@ def stream(
             tail = [*tail[-199:], line]
             on_line(line)
     return Finished(argv=tuple(argv), returncode=process.returncode, output="\n".join(tail))
+
+
+def spawn(
+    argv: Sequence[str], *, log_path: Path, env: Mapping[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    """Start a long-lived server detached from this process group, its output to ``log_path``."""
+    with log_path.open("ab") as log:
+        log.write(f"+ {command_line(argv, env)}\n".encode())
+        log.flush()
+        try:
+            return subprocess.Popen(
+                list(argv),
+                env=_environment(env),
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        except FileNotFoundError:
+            raise EnvironmentProblem(f"{argv[0]} not found") from None
 
 
 def _environment(extra: Mapping[str, str] | None) -> dict[str, str]:

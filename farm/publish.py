@@ -1,0 +1,386 @@
+"""The publish stage: a wheel into a private index, exactly once, or a clear refusal.
+
+For each wheel:
+
+1. validate locally: a PEP 427 file name with a PEP 440 version (and, for
+   GitLab, its own version rule), the profile's size limit, and a passing
+   smoke record next to the wheel unless the user overrides;
+2. ask the index whether the file name is taken: the same sha256 is success
+   (nothing to do), another sha256 is a hard error, so no index ever holds two
+   different files under one name;
+3. upload with twine (credentials in its environment, never argv). twine
+   repeats a POST answered 5xx up to five times at once, but never one cut by
+   a reset or timeout, never waits, and never asks whether the last try
+   landed; so failures still transient after twine (connection refused or
+   reset, timeouts, 429, 5xx) are retried here with bounded exponential
+   backoff, asking the index before each retry whether a file landed after all,
+   and a "file exists" answer (400/409) is resolved by comparing hashes;
+4. read the index back and compare the listed sha256 (or the downloaded
+   file's) with the local one.
+
+On devpi the target's index is created on first use (non-volatile, with the
+profile's ``bases``), and a volatile index is refused.
+
+A ``publish-<registry>.json`` record lands next to the wheel.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+from packaging.utils import InvalidWheelFilename, parse_wheel_filename
+
+from farm.credentials import Credentials
+from farm.devpi import ensure_index
+from farm.errors import FarmError, UsageError
+from farm.network import ca_bundle
+from farm.process import capture, command_line
+from farm.records import write_record
+from farm.registries import DevpiRegistry, GitlabRegistry, IndexLocation, Profile
+from farm.simpleindex import (
+    CHUNK,
+    CredentialsRejected,
+    RegistryError,
+    RemoteFile,
+    TransientFailure,
+    download_sha256,
+    normalise,
+    project_files,
+)
+
+T = TypeVar("T")
+
+# lib/gitlab/regex/packages.rb, pypi_version_regex (GitLab validates uploads with it):
+# PEP 440's public and local versions, also accepting a leading "v".
+GITLAB_PYPI_VERSION = re.compile(
+    r"""\A(?:
+    v?
+    (?:([0-9]+)!)?
+    ([0-9]+(?:\.[0-9]+)*)
+    ([-_\.]?((a|b|c|rc|alpha|beta|pre|preview))[-_\.]?([0-9]+)?)?
+    ((?:-([0-9]+))|(?:[-_\.]?(post|rev|r)[-_\.]?([0-9]+)?))?
+    ([-_\.]?(dev)[-_\.]?([0-9]+)?)?
+    (?:\+([a-z0-9]+(?:[-_\.][a-z0-9]+)*))?
+    )\Z""",
+    re.VERBOSE | re.IGNORECASE,
+)
+
+
+class FileExists(RegistryError):
+    """400 or 409 to an upload: usually the file name is taken; the index tells for sure."""
+
+
+class PublishRefused(FarmError):
+    """The wheel must not be published as it is (no smoke pass, name taken by other bytes)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class RetryPolicy:
+    attempts: int = 4
+    first_delay_s: float = 1.0
+    max_delay_s: float = 16.0
+
+    def delays(self) -> list[float]:
+        return [
+            min(self.first_delay_s * 2**attempt, self.max_delay_s)
+            for attempt in range(self.attempts - 1)
+        ]
+
+
+@dataclass(frozen=True, kw_only=True)
+class LocalWheel:
+    path: Path
+    project: str  # PEP 503 normalised
+    version: str
+    size: int
+    sha256: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class PublishRequest:
+    wheel: Path
+    location: IndexLocation
+    profile: Profile
+    credentials: Credentials | None
+    require_smoke: bool = True
+    retry: RetryPolicy = RetryPolicy()
+
+
+@dataclass(frozen=True, kw_only=True)
+class PublishedWheel:
+    wheel: str
+    sha256: str
+    state: str  # "uploaded" or "present" (the index already held these bytes)
+    url: str
+    index: str
+    attempts: int
+    duration_s: float
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "wheel": self.wheel,
+            "sha256": self.sha256,
+            "state": self.state,
+            "url": self.url,
+            "index": self.index,
+            "attempts": self.attempts,
+            "duration_s": round(self.duration_s, 2),
+        }
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def validate_wheel(path: Path, profile: Profile) -> LocalWheel:
+    """The checks that need no network; each failure names the wheel and the rule."""
+    if not path.is_file():
+        raise UsageError(f"{path}: no such wheel")
+    try:
+        name, version, _, _ = parse_wheel_filename(path.name)
+    except InvalidWheelFilename as exc:
+        raise UsageError(f"{path.name}: not a valid wheel file name ({exc})") from None
+    if isinstance(profile, GitlabRegistry) and not GITLAB_PYPI_VERSION.match(str(version)):
+        raise UsageError(f"{path.name}: version {version} breaks GitLab's PyPI version rule")
+    size = path.stat().st_size
+    if profile.max_file_size is not None and size > profile.max_file_size:
+        raise UsageError(
+            f"{path.name}: {size / 1e6:.0f} MB is over the registry's limit of "
+            f"{profile.max_file_size / 1e6:.0f} MB",
+            hint="raise max_file_size in the profile if the server allows more",
+        )
+    return LocalWheel(
+        path=path,
+        project=normalise(str(name)),
+        version=str(version),
+        size=size,
+        sha256=sha256_of(path),
+    )
+
+
+def smoke_passed(wheel: Path) -> bool:
+    """Whether a smoke record next to the wheel says this very file passed."""
+    for record in wheel.parent.glob("smoke-*.json"):
+        try:
+            data = json.loads(record.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if data.get("wheel") == wheel.name and data.get("result") == "passed":
+            return True
+    return False
+
+
+def publish_wheel(
+    request: PublishRequest, *, on_line: Callable[[str], None], sleep: Callable[[float], None]
+) -> PublishedWheel:
+    started = time.monotonic()
+    local = validate_wheel(request.wheel, request.profile)
+    if request.require_smoke and not smoke_passed(request.wheel):
+        raise PublishRefused(
+            f"{request.wheel.name}: no passing smoke record next to it",
+            hint="run `farm smoke WHEEL --target T` first, or pass --no-smoke-required",
+        )
+    if isinstance(request.profile, DevpiRegistry):
+        profile, location = request.profile, request.location
+        _retrying(
+            lambda: ensure_index(location, profile, request.credentials, on_line),
+            request.retry,
+            f"registry {location.registry}",
+            on_line,
+            sleep,
+        )
+    present = _lookup(request, local, on_line, sleep)
+    attempts = 0
+    if present is None:
+        attempts = _upload(request, local, on_line, sleep)
+        present = _lookup(request, local, on_line, sleep)
+        if present is None:
+            raise RegistryError(
+                f"{local.path.name}: uploaded, but {request.location.simple_url} does not list it"
+            )
+    else:
+        on_line(f"{local.path.name} is already in {request.location.registry} (same sha256)")
+    published = PublishedWheel(
+        wheel=local.path.name,
+        sha256=local.sha256,
+        state="uploaded" if attempts else "present",
+        url=present.url,
+        index=request.location.read_url,
+        attempts=attempts,
+        duration_s=time.monotonic() - started,
+    )
+    write_record(
+        local.path.parent / f"publish-{request.location.registry}.json",
+        "publish",
+        "passed",
+        published.duration_s,
+        {"registry": request.location.registry, **published.to_json()},
+    )
+    return published
+
+
+def _lookup(
+    request: PublishRequest,
+    local: LocalWheel,
+    on_line: Callable[[str], None],
+    sleep: Callable[[float], None],
+) -> RemoteFile | None:
+    """The file in the index under this name: None, or the same bytes; other bytes refuse."""
+    location, auth = request.location, request.credentials
+    try:
+        files = _retrying(
+            lambda: project_files(location.simple_url, local.project, auth),
+            request.retry,
+            f"registry {location.registry}",
+            on_line,
+            sleep,
+        )
+    except CredentialsRejected as exc:
+        source = auth.source if auth else "none found"
+        raise CredentialsRejected(
+            f"registry {location.registry} rejected the credentials (from {source}): {exc}",
+            hint="check the user and password or token, and that it may read and upload",
+        ) from None
+    remote = files.get(local.path.name)
+    if remote is None:
+        return None
+    sha256 = remote.sha256 or download_sha256(remote.url, auth)
+    if sha256 != local.sha256:
+        raise PublishRefused(
+            f"{local.path.name} is already in {location.registry} with other content "
+            f"(sha256 {sha256[:12]}…, this file {local.sha256[:12]}…)",
+            hint="a rebuild needs a new file name: give it the next build number "
+            "(PEP 427), or route targets to separate indexes",
+        )
+    return remote
+
+
+def _upload(
+    request: PublishRequest,
+    local: LocalWheel,
+    on_line: Callable[[str], None],
+    sleep: Callable[[float], None],
+) -> int:
+    """twine upload with retries; returns the number of attempts it took."""
+    delays = request.retry.delays()
+    for attempt in range(1, request.retry.attempts + 1):
+        try:
+            failure = _twine_upload(request, local, on_line)
+        except FileExists:
+            # An earlier try (twine's own, or ours) may have stored it before failing.
+            if _lookup(request, local, on_line, sleep) is not None:
+                return attempt
+            raise
+        if failure is None:
+            return attempt
+        if attempt > len(delays):
+            raise RegistryError(
+                f"uploading {local.path.name} to {request.location.registry} failed "
+                f"{attempt} times; last: {failure}",
+                hint="the registry is down or overloaded; nothing was published, run again later",
+            )
+        on_line(f"attempt {attempt} failed ({failure}); retrying in {delays[attempt - 1]:.1f} s")
+        sleep(delays[attempt - 1])
+        # A timed-out or reset upload may still have landed: ask before sending it again.
+        if _lookup(request, local, on_line, sleep) is not None:
+            return attempt
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _twine_upload(
+    request: PublishRequest, local: LocalWheel, on_line: Callable[[str], None]
+) -> str | None:
+    """One twine run: None on success, a transient failure's reason, or raise."""
+    argv = [
+        sys.executable,
+        "-m",
+        "twine",
+        "upload",
+        "--non-interactive",
+        "--disable-progress-bar",
+        "--repository-url",
+        request.location.upload_url,
+        str(local.path),
+    ]
+    env = {"TWINE_NON_INTERACTIVE": "1"}
+    if request.credentials is not None:
+        env.update(request.credentials.environment())
+    bundle = ca_bundle()
+    if bundle is not None:
+        env["TWINE_CERT"] = bundle
+    on_line(f"+ {command_line(argv)}")
+    result = capture(argv, env=env, timeout=3600)
+    for line in result.output.splitlines():
+        if line.strip():
+            on_line(line)
+    if result.returncode == 0:
+        return None
+    return _classify(result.output, request, local)
+
+
+def _classify(output: str, request: PublishRequest, local: LocalWheel) -> str:
+    # twine reports "HTTPError: 403 Forbidden from URL"; requests "503 Server Error: ...".
+    status_match = re.search(r"HTTPError: (\d{3})|\b(\d{3}) (?:Client|Server) Error", output)
+    status = int(status_match[1] or status_match[2]) if status_match else None
+    where = request.location.registry
+    if status in (401, 403):
+        source = request.credentials.source if request.credentials else "none found"
+        raise CredentialsRejected(
+            f"{where} rejected the credentials for uploading {local.path.name} "
+            f"(HTTP {status}; credentials from {source})",
+            hint="check the token's scope (write_package_registry on GitLab) and value",
+        )
+    if status is not None and status in {408, 425, 429} | set(range(500, 600)):
+        return f"HTTP {status}"
+    if status is None and re.search(
+        r"Connection(Error| refused| reset| aborted)|timed out|RemoteDisconnected|"
+        r"Max retries exceeded|BrokenPipe",
+        output,
+    ):
+        return _last_error_line(output)
+    detail = _last_error_line(output)
+    if status in (400, 409):
+        # Duplicates come back as 400 (GitLab, pypiserver to twine) or 409 (devpi), and
+        # twine shows the reason only with --verbose: the caller asks the index.
+        raise FileExists(f"{where} refused {local.path.name} (HTTP {status}): {detail}")
+    raise RegistryError(f"{where} refused {local.path.name}: {detail}")
+
+
+def _last_error_line(output: str) -> str:
+    lines = [" ".join(line.split()) for line in output.splitlines() if line.strip()]
+    errors = [line for line in lines if "ERROR" in line or "Error" in line]
+    return (errors or lines or ["twine gave no output"])[-1][:300]
+
+
+def _retrying(
+    operation: Callable[[], T],
+    policy: RetryPolicy,
+    what: str,
+    on_line: Callable[[str], None],
+    sleep: Callable[[float], None],
+) -> T:
+    delays = policy.delays()
+    for attempt in range(1, policy.attempts + 1):
+        try:
+            return operation()
+        except TransientFailure as exc:
+            if attempt > len(delays):
+                raise RegistryError(
+                    f"{what} unreachable after {attempt} attempts: {exc}",
+                    hint="is the registry running and reachable from here? nothing was published",
+                ) from None
+            on_line(f"{what}: {exc}; retrying in {delays[attempt - 1]:.1f} s")
+            sleep(delays[attempt - 1])
+    raise AssertionError("unreachable")  # pragma: no cover

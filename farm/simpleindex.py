@@ -1,0 +1,176 @@
+"""A reader of PEP 503 / PEP 691 simple indexes: which files a project has, with their hashes.
+
+Publishing asks the index before uploading (is this file name taken, by the
+same bytes?) and after (did the upload land, with the right hash?). Private
+indexes need credentials to read, sent as HTTP Basic auth. Failures are
+sorted the way publishing needs them: rejected credentials, a transient
+failure worth retrying (connection refused or reset, timeouts, 429, 5xx),
+or anything else.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import http.client
+import json
+import re
+import ssl
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from html.parser import HTMLParser
+from typing import Any
+from urllib.parse import urljoin, urlsplit, urlunsplit
+
+from farm.credentials import Credentials
+from farm.errors import FarmError
+from farm.network import ca_bundle
+
+# PEP 691: ask for JSON, accept HTML (PEP 503) from servers that only speak that.
+ACCEPT = "application/vnd.pypi.simple.v1+json, text/html;q=0.2"
+CHUNK = 1 << 20
+TRANSIENT_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
+
+
+class RegistryError(FarmError):
+    """The registry answered, and the answer means publishing cannot go on."""
+
+
+class CredentialsRejected(RegistryError):
+    """401 or 403: the credentials are wrong or lack the right to do this."""
+
+
+class TransientFailure(Exception):
+    """Worth another try: the server was down, busy or cut the connection."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class RemoteFile:
+    filename: str
+    url: str
+    sha256: str | None
+
+
+def normalise(name: str) -> str:
+    """PEP 503 project name normalisation."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def project_url(simple_url: str, project: str) -> str:
+    return f"{simple_url.rstrip('/')}/{normalise(project)}/"
+
+
+def project_files(
+    simple_url: str, project: str, auth: Credentials | None, *, timeout: float = 30
+) -> dict[str, RemoteFile]:
+    """The files the index lists for ``project``; empty when it has none (404)."""
+    url = project_url(simple_url, project)
+    try:
+        with _open(url, auth, timeout=timeout, accept=ACCEPT) as response:
+            body = response.read()
+            content_type = response.headers.get("Content-Type", "")
+            final_url = response.geturl()
+    except _NotFound:
+        return {}
+    if "json" in content_type:
+        files = _from_json(json.loads(body), final_url)
+    else:
+        files = _from_html(body.decode("utf-8", "replace"), final_url)
+    return {file.filename: file for file in files}
+
+
+def download_sha256(url: str, auth: Credentials | None, *, timeout: float = 300) -> str:
+    """Stream a file from the index and hash it, in bounded memory."""
+    digest = hashlib.sha256()
+    with _open(url, auth, timeout=timeout, accept="*/*") as response:
+        while chunk := response.read(CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+class _NotFound(Exception):
+    pass
+
+
+def _open(url: str, auth: Credentials | None, *, timeout: float, accept: str) -> Any:
+    if urlsplit(url).scheme not in ("http", "https"):
+        raise RegistryError(f"{_safe(url)}: not an http(s) URL")
+    request = urllib.request.Request(_strip_fragment(url), headers={"Accept": accept})  # noqa: S310
+    if auth is not None:
+        token = base64.b64encode(f"{auth.username}:{auth.password}".encode()).decode()
+        request.add_header("Authorization", f"Basic {token}")
+    context = ssl.create_default_context(cafile=ca_bundle())
+    try:
+        return urllib.request.urlopen(request, timeout=timeout, context=context)  # noqa: S310
+    except urllib.error.HTTPError as exc:
+        exc.close()
+        if exc.code == 404:
+            raise _NotFound from None
+        where = _safe(url)
+        if exc.code in (401, 403):
+            raise CredentialsRejected(f"HTTP {exc.code} {exc.reason} from {where}") from None
+        if exc.code in TRANSIENT_STATUS:
+            raise TransientFailure(f"{where}: HTTP {exc.code} {exc.reason}") from None
+        raise RegistryError(f"{where}: HTTP {exc.code} {exc.reason}") from None
+    except (urllib.error.URLError, http.client.HTTPException, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise TransientFailure(f"{_safe(url)}: {reason}") from None
+
+
+def _strip_fragment(url: str) -> str:
+    return urlunsplit(urlsplit(url)._replace(fragment=""))
+
+
+def _safe(url: str) -> str:
+    """A URL fit for a message: no credentials, no fragment."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return urlunsplit(parts._replace(netloc=netloc, fragment=""))
+
+
+def _from_json(data: dict[str, Any], base: str) -> list[RemoteFile]:
+    return [
+        RemoteFile(
+            filename=entry["filename"],
+            url=urljoin(base, entry["url"]),
+            sha256=(entry.get("hashes") or {}).get("sha256"),
+        )
+        for entry in data.get("files", [])
+    ]
+
+
+def _from_html(html: str, base: str) -> list[RemoteFile]:
+    parser = _Anchors()
+    parser.feed(html)
+    files = []
+    for href, text in parser.anchors:
+        url = urljoin(base, href)
+        parts = urlsplit(url)
+        filename = text.strip() or parts.path.rsplit("/", 1)[-1]
+        match = re.search(r"(?:^|&)sha256=([0-9a-f]{64})", parts.fragment)
+        files.append(RemoteFile(filename=filename, url=url, sha256=match[1] if match else None))
+    return files
+
+
+class _Anchors(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.anchors: list[tuple[str, str]] = []
+        self._href: str | None = None
+        self._text: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "a":
+            self._href = dict(attrs).get("href")
+            self._text = []
+
+    def handle_data(self, data: str) -> None:
+        if self._href is not None:
+            self._text.append(data)
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "a" and self._href is not None:
+            self.anchors.append((self._href, "".join(self._text)))
+            self._href = None

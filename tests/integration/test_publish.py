@@ -1,0 +1,474 @@
+"""farm publish against real registries on 127.0.0.1: pypiserver (the embedded local
+registry, htpasswd), devpi-server (per-target non-volatile indexes), and a
+GitLab contract server, with real twine uploads and real pip downloads back."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.integration.conftest import run_farm
+from tests.registries.flaky_proxy import FlakyProxy
+from tests.registries.gitlab_contract import GitlabContractServer, GitlabState
+from tests.registries.wheels import make_wheel, sha256
+
+pytestmark = pytest.mark.integration
+BIN = Path(sys.executable).parent
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@dataclass
+class Local:
+    url: str
+    username: str
+    password: str
+    packages: Path
+    env: dict[str, str]
+
+
+@pytest.fixture(scope="module")
+def local(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Local]:
+    """The embedded registry, started the way users start it."""
+    state = tmp_path_factory.mktemp("state")
+    env = {"FARM_STATE_DIR": str(state), "FARM_PUBLISH_BACKOFF_S": "0.05"}
+    port = _free_port()
+    started = run_farm("registry", "serve", "--detach", "--port", str(port), env=env, timeout=60)
+    assert started.returncode == 0, started.stderr
+    credentials_file = state / "registry" / "credentials.json"
+    assert credentials_file.stat().st_mode & 0o777 == 0o600
+    credentials = json.loads(credentials_file.read_text())
+    try:
+        yield Local(
+            url=f"http://127.0.0.1:{port}",
+            username=credentials["username"],
+            password=credentials["password"],
+            packages=state / "registry" / "packages",
+            env=env,
+        )
+    finally:
+        run_farm("registry", "stop", env=env, timeout=60)
+
+
+@dataclass
+class Devpi:
+    url: str
+    password: str
+
+
+@pytest.fixture(scope="module")
+def devpi(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Devpi]:
+    """devpi-server with no PyPI mirror (nothing leaves the machine) and a user 'farm'."""
+    root = tmp_path_factory.mktemp("devpi")
+    server_dir, secret = root / "server", root / "secret"
+    subprocess.run(
+        [
+            BIN / "devpi-init",
+            "--serverdir",
+            server_dir,
+            "--no-root-pypi",
+            "--root-passwd",
+            "rootpw",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    subprocess.run([BIN / "devpi-gen-secret", "--secretfile", secret], check=True)
+    port = _free_port()
+    log = (root / "server.log").open("w")
+    process = subprocess.Popen(
+        [
+            BIN / "devpi-server",
+            "--serverdir",
+            server_dir,
+            "--secretfile",
+            secret,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            # Cheap login-token key derivation: the defaults take ~10 s to start.
+            "--argon2-time-cost",
+            "1",
+            "--argon2-memory-cost",
+            "8192",
+            "--argon2-parallelism",
+            "1",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_for(url)
+        _devpi_put(f"{url}/farm", {"password": "devpi-farm-pw", "email": "farm@example.org"})
+        yield Devpi(url=url, password="devpi-farm-pw")
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+        log.close()
+
+
+def _wait_for(url: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=2):
+                return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
+def _devpi_put(url: str, body: dict[str, object], auth: tuple[str, str] | None = None) -> None:
+    request = urllib.request.Request(url, data=json.dumps(body).encode(), method="PUT")
+    if auth:
+        request.add_header(
+            "Authorization", "Basic " + base64.b64encode(":".join(auth).encode()).decode()
+        )
+    with urllib.request.urlopen(request, timeout=30):
+        pass
+
+
+@pytest.fixture
+def config(tmp_path: Path, local: Local, devpi: Devpi) -> Path:
+    down = _free_port()
+    path = tmp_path / "farm.toml"
+    path.write_text(
+        f"""
+[registries.devpi]
+kind = "devpi"
+url = "{devpi.url}"
+user = "farm"
+index = "{{target}}"
+bases = ["farm/base"]
+password_env = "DEVPI_PASSWORD"
+username_env = "DEVPI_USER"
+
+[registries.devpi-base]
+kind = "devpi"
+url = "{devpi.url}"
+user = "farm"
+index = "base"
+password_env = "DEVPI_PASSWORD"
+username_env = "DEVPI_USER"
+
+[registries.wrong]
+kind = "pypiserver"
+url = "{local.url}"
+password_env = "WRONG_PASSWORD"
+
+[registries.down]
+kind = "pypiserver"
+url = "http://127.0.0.1:{down}"
+password_env = "WRONG_PASSWORD"
+"""
+    )
+    return path
+
+
+def _publish(*argv: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return run_farm("publish", *argv, env=env, timeout=300)
+
+
+def _pip_download(index: str, requirement: str, dest: Path) -> Path:
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--no-cache-dir",
+            "--index-url",
+            index,
+            requirement,
+            "--dest",
+            str(dest),
+        ],
+        check=True,
+        capture_output=True,
+        env={**os.environ, "PIP_FIND_LINKS": "", "PIP_CONFIG_FILE": os.devnull},
+    )
+    (downloaded,) = dest.glob("*.whl")
+    return downloaded
+
+
+# --- the embedded pypiserver ------------------------------------------------------
+
+
+def test_local_publish_is_idempotent_and_pip_gets_the_same_bytes(
+    tmp_path: Path, local: Local
+) -> None:
+    wheel = make_wheel(tmp_path / "a", "farm-local-probe", payload=b"first build")
+    first = _publish(
+        str(wheel), "--registry", "local", "--no-smoke-required", "--json", env=local.env
+    )
+    assert first.returncode == 0, first.stderr
+    (published,) = json.loads(first.stdout)["published"]
+    assert published["state"] == "uploaded" and published["sha256"] == sha256(wheel)
+    assert (tmp_path / "a" / "publish-local.json").is_file()
+
+    again = _publish(str(wheel), "--registry", "local", "--no-smoke-required", env=local.env)
+    assert again.returncode == 0, again.stderr
+    assert "already there" in again.stdout
+
+    other = make_wheel(tmp_path / "b", "farm-local-probe", payload=b"a different build")
+    clash = _publish(str(other), "--registry", "local", "--no-smoke-required", env=local.env)
+    assert clash.returncode == 1
+    assert "already in local with other content" in clash.stderr
+    assert [p.name for p in local.packages.iterdir()] == [wheel.name]
+
+    index = f"http://{local.username}:{local.password}@{local.url[7:]}/simple/"
+    downloaded = _pip_download(index, "farm-local-probe==1.0", tmp_path / "dl")
+    assert sha256(downloaded) == sha256(wheel)
+
+
+def test_a_wheel_without_a_passing_smoke_record_is_refused(tmp_path: Path, local: Local) -> None:
+    wheel = make_wheel(tmp_path, "farm-unsmoked", payload=b"x")
+    refused = _publish(str(wheel), "--registry", "local", env=local.env)
+    assert refused.returncode == 1
+    assert "no passing smoke record" in refused.stderr
+    (tmp_path / "smoke-bookworm-arm64.json").write_text(
+        json.dumps({"wheel": wheel.name, "target": "bookworm-arm64", "result": "passed"})
+    )
+    accepted = _publish(str(wheel), "--registry", "local", env=local.env)
+    assert accepted.returncode == 0, accepted.stderr
+
+
+def test_wrong_password_is_one_clear_error(tmp_path: Path, local: Local, config: Path) -> None:
+    wheel = make_wheel(tmp_path, "farm-wrong", payload=b"x")
+    env = {**local.env, "WRONG_PASSWORD": "definitely-not-it-4711"}
+    result = _publish(
+        str(wheel), "-r", "wrong", "--config", str(config), "--no-smoke-required", env=env
+    )
+    assert result.returncode == 1
+    assert "registry wrong rejected the credentials (from WRONG_PASSWORD)" in result.stderr
+    assert "definitely-not-it-4711" not in result.stdout + result.stderr
+
+
+def test_a_registry_that_is_down_fails_after_bounded_retries(
+    tmp_path: Path, local: Local, config: Path
+) -> None:
+    wheel = make_wheel(tmp_path, "farm-down", payload=b"x")
+    env = {**local.env, "WRONG_PASSWORD": "pw-for-nothing"}
+    started = time.monotonic()
+    result = _publish(
+        str(wheel), "-r", "down", "--config", str(config), "--no-smoke-required", env=env
+    )
+    assert result.returncode == 1
+    assert "registry down unreachable after 4 attempts" in result.stderr
+    assert "Connection refused" in result.stderr
+    assert time.monotonic() - started < 60
+    assert not (tmp_path / "publish-down.json").exists()
+
+
+def test_two_503s_then_success_publish_exactly_one_file(tmp_path: Path, local: Local) -> None:
+    wheel = make_wheel(tmp_path, "farm-flaky", payload=b"x")
+    with FlakyProxy(local.url, fail_uploads=2) as proxy:
+        config = tmp_path / "farm.toml"
+        config.write_text(
+            f'[registries.flaky]\nkind = "generic"\nupload_url = "{proxy.url}/"\n'
+            f'simple_url = "{proxy.url}/simple/"\n'
+        )
+        env = {**local.env, "TWINE_USERNAME": local.username, "TWINE_PASSWORD": local.password}
+        result = _publish(
+            str(wheel),
+            "-r",
+            "flaky",
+            "--config",
+            str(config),
+            "--no-smoke-required",
+            "--json",
+            env=env,
+        )
+        assert result.returncode == 0, result.stderr
+        assert proxy.uploads_seen == 3  # twine itself repeats a POST answered 5xx
+    assert "503" in result.stderr
+    assert sorted(p.name for p in local.packages.glob("farm_flaky*")) == [wheel.name]
+
+
+def test_failures_that_outlast_twines_own_retries_are_retried_with_backoff(
+    tmp_path: Path, local: Local
+) -> None:
+    # twine gives up after 5 POSTs answered 5xx; the farm waits, asks the index, tries again.
+    state = GitlabState(fail_uploads=6)
+    with GitlabContractServer(state) as server:
+        config = _gitlab_config(tmp_path, server)
+        wheel = make_wheel(tmp_path, "farm-stubborn", payload=b"x")
+        result = run_farm(
+            "publish",
+            str(wheel),
+            "-r",
+            "gitlab",
+            "--config",
+            str(config),
+            "--no-smoke-required",
+            "--json",
+            env={**local.env, "CI_JOB_TOKEN": state.job_token},
+        )
+        assert result.returncode == 0, result.stderr
+    (published,) = json.loads(result.stdout)["published"]
+    assert published["attempts"] == 2
+    assert "attempt 1 failed (HTTP 503); retrying in" in result.stderr
+    assert state.upload_attempts == 7 and list(state.files) == [wheel.name]
+
+
+# --- devpi: an index per target ---------------------------------------------------
+
+
+def test_devpi_routes_targets_to_non_volatile_indexes(
+    tmp_path: Path, local: Local, devpi: Devpi, config: Path
+) -> None:
+    env = {**local.env, "DEVPI_USER": "farm", "DEVPI_PASSWORD": devpi.password}
+    common = ("--config", str(config), "--no-smoke-required")
+    dependency = make_wheel(tmp_path / "dep", "farm-dep", payload=b"dependency")
+    assert _publish(str(dependency), "-r", "devpi-base", *common, env=env).returncode == 0
+
+    jp6 = make_wheel(tmp_path / "jp6", "farm-routed", payload=b"jetpack6", requires=("farm-dep",))
+    bookworm = make_wheel(
+        tmp_path / "bw", "farm-routed", payload=b"bookworm", requires=("farm-dep",)
+    )
+    assert jp6.name == bookworm.name and sha256(jp6) != sha256(bookworm)
+    for wheel, target in ((jp6, "jetpack6"), (bookworm, "bookworm-arm64")):
+        result = _publish(str(wheel), "-r", "devpi", "--target", target, *common, env=env)
+        assert result.returncode == 0, result.stderr
+        assert f"created devpi index {devpi.url}/farm/{target}" in result.stderr
+
+    again = _publish(str(jp6), "-r", "devpi", "--target", "jetpack6", *common, env=env)
+    assert again.returncode == 0 and "already there" in again.stdout
+    clash = _publish(str(bookworm), "-r", "devpi", "--target", "jetpack6", *common, env=env)
+    assert clash.returncode == 1 and "with other content" in clash.stderr
+
+    downloaded = _pip_download(
+        f"{devpi.url}/farm/jetpack6/+simple/", "farm-routed", tmp_path / "dl"
+    )
+    assert sha256(downloaded) == sha256(jp6)
+    # One --index-url serves the dependency too, inherited through bases=.
+    target_dir = tmp_path / "site"
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--no-cache-dir",
+            "--target",
+            str(target_dir),
+            "--index-url",
+            f"{devpi.url}/farm/bookworm-arm64/+simple/",
+            "farm-routed",
+        ],
+        check=True,
+        capture_output=True,
+        env={**os.environ, "PIP_FIND_LINKS": "", "PIP_CONFIG_FILE": os.devnull},
+    )
+    assert (target_dir / "farm_routed" / "payload.bin").read_bytes() == b"bookworm"
+    assert (target_dir / "farm_dep" / "payload.bin").read_bytes() == b"dependency"
+
+
+def test_a_volatile_devpi_index_is_refused(
+    tmp_path: Path, local: Local, devpi: Devpi, config: Path
+) -> None:
+    _devpi_put(
+        f"{devpi.url}/farm/jetpack5",
+        {"type": "stage", "bases": [], "volatile": True},
+        auth=("farm", devpi.password),
+    )
+    env = {**local.env, "DEVPI_USER": "farm", "DEVPI_PASSWORD": devpi.password}
+    wheel = make_wheel(tmp_path, "farm-volatile", payload=b"x")
+    result = _publish(
+        str(wheel),
+        "-r",
+        "devpi",
+        "--target",
+        "jetpack5",
+        "--config",
+        str(config),
+        "--no-smoke-required",
+        env=env,
+    )
+    assert result.returncode == 1
+    assert "is volatile" in result.stderr
+
+
+# --- GitLab, by its documented contract ---------------------------------------------
+
+
+def _gitlab_config(tmp_path: Path, server: GitlabContractServer) -> Path:
+    path = tmp_path / "gitlab.toml"
+    path.write_text(f'[registries.gitlab]\nkind = "gitlab"\nurl = "{server.url}"\nproject = "7"\n')
+    return path
+
+
+def test_gitlab_publish_with_the_ci_job_token(tmp_path: Path, local: Local) -> None:
+    state = GitlabState(fail_uploads=1)
+    with GitlabContractServer(state) as server:
+        config = _gitlab_config(tmp_path, server)
+        env = {**local.env, "CI_JOB_TOKEN": state.job_token}
+        wheel = make_wheel(tmp_path / "a", "Farm.GitLab_Probe", payload=b"one")
+        common = ("-r", "gitlab", "--config", str(config), "--no-smoke-required")
+        first = run_farm("publish", str(wheel), *common, env=env)
+        assert first.returncode == 0, first.stderr
+        assert state.upload_attempts == 2  # one 503 (twine repeats it at once), then 201
+        assert run_farm("publish", str(wheel), *common, env=env).returncode == 0
+        assert state.upload_attempts == 2  # found by the normalised simple lookup: no upload
+
+        other = make_wheel(tmp_path / "b", "Farm.GitLab_Probe", payload=b"two")
+        clash = run_farm("publish", str(other), *common, env=env)
+        assert clash.returncode == 1 and "with other content" in clash.stderr
+
+        reader = run_farm(
+            "publish",
+            str(make_wheel(tmp_path / "c", "farm-reader", payload=b"r")),
+            *common,
+            env={**local.env, "TWINE_PASSWORD": state.read_only_token},
+        )
+        assert reader.returncode == 1
+        assert "rejected the credentials for uploading" in reader.stderr
+        assert "HTTP 403" in reader.stderr
+        assert state.read_only_token not in reader.stdout + reader.stderr
+
+
+def test_no_token_appears_in_anything_the_farm_prints(tmp_path: Path, local: Local) -> None:
+    state = GitlabState(job_token="glcbt-KNOWN-SECRET-0123456789")
+    seen: list[str] = []
+    with GitlabContractServer(state) as server:
+        config = _gitlab_config(tmp_path, server)
+        wheel = make_wheel(tmp_path, "farm-secret-probe", payload=b"s")
+        common = ("-r", "gitlab", "--config", str(config), "--no-smoke-required")
+        env = {**local.env, "CI_JOB_TOKEN": state.job_token}
+        for extra in (("--dry-run",), ("--dry-run", "--json"), (), ("--json",), ()):
+            result = run_farm("publish", str(wheel), *common, *extra, env=env)
+            assert result.returncode == 0, result.stderr
+            seen += [result.stdout, result.stderr]
+        wrong = run_farm(
+            "publish",
+            str(make_wheel(tmp_path / "w", "farm-w", payload=b"w")),
+            *common,
+            env={**local.env, "CI_JOB_TOKEN": "glcbt-WRONG-SECRET-9876543210"},
+        )
+        assert wrong.returncode == 1
+        seen += [wrong.stdout, wrong.stderr]
+        seen += [record.read_text() for record in tmp_path.rglob("*.json")]
+    text = "\n".join(seen)
+    assert "twine upload" in text  # the commands were shown
+    assert state.job_token not in text
+    assert "glcbt-WRONG-SECRET-9876543210" not in text
+    assert local.password not in text

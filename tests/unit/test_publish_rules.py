@@ -1,0 +1,164 @@
+"""The publish stage's local decisions: validation, retry policy, failure classification."""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from farm.credentials import Credentials
+from farm.errors import UsageError
+from farm.publish import (
+    GITLAB_PYPI_VERSION,
+    PublishRequest,
+    RetryPolicy,
+    _classify,
+    smoke_passed,
+    validate_wheel,
+)
+from farm.registries import GitlabRegistry, IndexLocation, PypiserverRegistry
+from farm.simpleindex import CredentialsRejected, RegistryError, _from_html, _from_json
+
+PYPISERVER = PypiserverRegistry(kind="pypiserver", url="http://127.0.0.1:8080")
+LOCATION = IndexLocation(
+    registry="r",
+    upload_url="http://127.0.0.1:8080/",
+    simple_url="http://127.0.0.1:8080/simple/",
+    read_url="http://127.0.0.1:8080/simple/",
+    kind="pypiserver",
+)
+
+
+def _wheel(directory: Path, name: str = "farm_demo-0.1.0-cp311-cp311-linux_aarch64.whl") -> Path:
+    path = directory / name
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("farm_demo/__init__.py", "")
+    return path
+
+
+def test_validation_normalises_the_name_and_hashes_the_file(tmp_path: Path) -> None:
+    local = validate_wheel(_wheel(tmp_path), PYPISERVER)
+    assert local.project == "farm-demo"
+    assert local.version == "0.1.0"
+    assert len(local.sha256) == 64
+
+
+def test_a_wheel_over_the_profiles_size_limit_is_refused_before_upload(tmp_path: Path) -> None:
+    small = PYPISERVER.model_copy(update={"max_file_size": 10})
+    with pytest.raises(UsageError, match="over the registry's limit"):
+        validate_wheel(_wheel(tmp_path), small)
+
+
+def test_a_bad_file_name_is_a_usage_error(tmp_path: Path) -> None:
+    bad = tmp_path / "farm_demo-latest-py3-none-any.whl"
+    bad.write_bytes(b"")
+    with pytest.raises(UsageError, match="not a valid wheel file name"):
+        validate_wheel(bad, PYPISERVER)
+    with pytest.raises(UsageError, match="no such wheel"):
+        validate_wheel(tmp_path / "missing-1.0-py3-none-any.whl", PYPISERVER)
+
+
+@pytest.mark.parametrize(
+    ("version", "ok"),
+    [
+        ("1.23.2", True),
+        ("v1.23.2", True),
+        ("1.24.0rc1", True),
+        ("1!2.0.post3.dev4", True),
+        ("1.23.2+jp6.cu126", True),
+        ("1.23.2+", False),
+        ("latest", False),
+    ],
+)
+def test_gitlabs_version_rule(version: str, ok: bool) -> None:
+    assert bool(GITLAB_PYPI_VERSION.match(version)) is ok
+    assert GitlabRegistry(kind="gitlab", url="https://g", project="1").max_file_size == 5 * 10**9
+
+
+def test_backoff_is_bounded_and_doubles() -> None:
+    assert RetryPolicy(attempts=4, first_delay_s=1).delays() == [1, 2, 4]
+    assert RetryPolicy(attempts=7, first_delay_s=4, max_delay_s=16).delays() == [
+        4,
+        8,
+        16,
+        16,
+        16,
+        16,
+    ]
+    assert RetryPolicy(attempts=1).delays() == []
+
+
+def test_smoke_record_must_name_this_wheel_and_pass(tmp_path: Path) -> None:
+    wheel = _wheel(tmp_path)
+    assert not smoke_passed(wheel)
+    record = tmp_path / "smoke-bookworm-arm64.json"
+    record.write_text(json.dumps({"wheel": wheel.name, "result": "failed"}))
+    assert not smoke_passed(wheel)
+    record.write_text(json.dumps({"wheel": "other.whl", "result": "passed"}))
+    assert not smoke_passed(wheel)
+    record.write_text(json.dumps({"wheel": wheel.name, "result": "passed"}))
+    assert smoke_passed(wheel)
+
+
+def _request(tmp_path: Path) -> PublishRequest:
+    return PublishRequest(
+        wheel=_wheel(tmp_path),
+        location=LOCATION,
+        profile=PYPISERVER,
+        credentials=Credentials(username="u", password="p4ssw0rd", source="TWINE_PASSWORD"),
+    )
+
+
+@pytest.mark.parametrize(
+    ("output", "transient"),
+    [
+        ("ERROR    HTTPError: 503 Service Unavailable from http://127.0.0.1:8080/", True),
+        ("ERROR    HTTPError: 502 Bad Gateway from http://h/", True),
+        (
+            "requests.exceptions.ConnectionError: ('Connection aborted.', RemoteDisconnected())",
+            True,
+        ),
+        (
+            "ConnectionError: Max retries exceeded ([Errno 111] Connection refused)",
+            True,
+        ),
+        ("ERROR    HTTPError: 400 Bad Request from https://g/ File is too large", False),
+    ],
+)
+def test_transient_failures_are_retried_and_others_are_not(
+    tmp_path: Path, output: str, transient: bool
+) -> None:
+    request = _request(tmp_path)
+    local = validate_wheel(request.wheel, PYPISERVER)
+    if transient:
+        assert _classify(output, request, local)
+    else:
+        with pytest.raises(RegistryError, match="File is too large"):
+            _classify(output, request, local)
+
+
+def test_rejected_credentials_name_their_source_not_their_value(tmp_path: Path) -> None:
+    request = _request(tmp_path)
+    local = validate_wheel(request.wheel, PYPISERVER)
+    with pytest.raises(CredentialsRejected) as caught:
+        _classify("ERROR    HTTPError: 403 Forbidden from http://127.0.0.1:8080/", request, local)
+    assert "credentials from TWINE_PASSWORD" in caught.value.message
+    assert "p4ssw0rd" not in caught.value.message
+
+
+def test_simple_pages_in_html_and_json_give_file_hashes() -> None:
+    digest = "ab" * 32
+    html = (
+        '<html><body><a href="../../packages/farm_demo-0.1.0-py3-none-any.whl'
+        f'#sha256={digest}" data-requires-python="&gt;=3.8">farm_demo-0.1.0-py3-none-any.whl</a>'
+        '<a href="/files/x-1.0.tar.gz">x-1.0.tar.gz</a></body></html>'
+    )
+    files = _from_html(html, "http://h/simple/farm-demo/")
+    assert files[0].filename == "farm_demo-0.1.0-py3-none-any.whl"
+    assert files[0].sha256 == digest
+    assert files[0].url.startswith("http://h/packages/farm_demo-0.1.0")
+    assert files[1].sha256 is None
+    document = {"files": [{"filename": "a-1.whl", "url": "a-1.whl", "hashes": {"sha256": digest}}]}
+    assert _from_json(document, "http://h/simple/a/")[0].url == "http://h/simple/a/a-1.whl"
