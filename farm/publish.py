@@ -122,6 +122,7 @@ class PublishedWheel:
     url: str
     index: str
     attempts: int
+    upload_s: float  # time inside twine, all attempts
     duration_s: float
 
     def to_json(self) -> dict[str, Any]:
@@ -132,6 +133,7 @@ class PublishedWheel:
             "url": self.url,
             "index": self.index,
             "attempts": self.attempts,
+            "upload_s": round(self.upload_s, 2),
             "duration_s": round(self.duration_s, 2),
         }
 
@@ -202,9 +204,11 @@ def publish_wheel(
             sleep,
         )
     present = _lookup(request, local, on_line, sleep)
-    attempts = 0
+    attempts, upload_s = 0, 0.0
     if present is None:
+        upload_started = time.monotonic()
         attempts = _upload(request, local, on_line, sleep)
+        upload_s = time.monotonic() - upload_started
         present = _lookup(request, local, on_line, sleep)
         if present is None:
             raise RegistryError(
@@ -219,6 +223,7 @@ def publish_wheel(
         url=present.url,
         index=request.location.read_url,
         attempts=attempts,
+        upload_s=upload_s,
         duration_s=time.monotonic() - started,
     )
     write_record(
