@@ -472,3 +472,48 @@ def test_no_token_appears_in_anything_the_farm_prints(tmp_path: Path, local: Loc
     assert state.job_token not in text
     assert "glcbt-WRONG-SECRET-9876543210" not in text
     assert local.password not in text
+
+
+# --- what users paste -------------------------------------------------------------
+
+
+def test_the_uv_snippet_resolves_the_private_wheel_for_aarch64(
+    tmp_path: Path, local: Local
+) -> None:
+    wheel = make_wheel(tmp_path / "dist", "farm-uv-probe", "1.0", payload=b"for uv")
+    published = _publish(str(wheel), "-r", "local", "--no-smoke-required", env=local.env)
+    assert published.returncode == 0, published.stderr
+    made = run_farm(
+        "index-config",
+        "--target",
+        "bookworm-arm64",
+        "--tool",
+        "uv",
+        "--package",
+        "farm-uv-probe",
+        env=local.env,
+    )
+    assert made.returncode == 0, made.stderr
+    assert local.password not in made.stdout
+    project = tmp_path / "consumer"
+    project.mkdir()
+    (project / "pyproject.toml").write_text(
+        '[project]\nname = "consumer"\nversion = "0"\nrequires-python = ">=3.10"\n'
+        'dependencies = ["farm-uv-probe"]\n\n'
+        # Resolve for the Jetson platform only: the probe exists nowhere else.
+        "[tool.uv]\nenvironments = [\"platform_machine == 'aarch64' and sys_platform == 'linux'\"]"
+        "\n\n" + made.stdout
+    )
+    stem = "UV_INDEX_LOCAL_BOOKWORM_ARM64"
+    assert f"{stem}_PASSWORD" in made.stdout
+    locked = subprocess.run(
+        [BIN / "uv", "lock", "--no-cache"],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        env={**os.environ, f"{stem}_USERNAME": local.username, f"{stem}_PASSWORD": local.password},
+    )
+    assert locked.returncode == 0, locked.stderr
+    lock = (project / "uv.lock").read_text()
+    assert f'source = {{ registry = "{local.url}/simple/" }}' in lock
+    assert f"sha256:{sha256(wheel)}" in lock
