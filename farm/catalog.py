@@ -113,6 +113,7 @@ def _check_names(catalog: Catalog) -> None:
         for field, names in (
             ("defaults", recipe.defaults),
             ("smoke.expect_providers", getattr(recipe.smoke, "expect_providers", {})),
+            ("nightly_targets", {name: None for name in recipe.nightly_targets}),
         ):
             for name in names:
                 if name != "*" and name not in catalog.targets:

@@ -9,29 +9,24 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from farm import __version__, cli_publish, console
-from farm.baseimage import ensure_base_image, planned_commands
-from farm.build import dry_run_commands, run_build
+from farm import __version__, cli_pipeline, cli_publish, console
+from farm.baseimage import ensure_base_image
 from farm.catalog import Catalog, catalog_dirs, display, load_catalog
+from farm.cli_common import plan_from_args, preflight
 from farm.compat import select
-from farm.doctor import check_binfmt, check_disk, check_qemu, run_checks
-from farm.engine import Engine, daemon_version, detect_engine, image_exists
+from farm.doctor import run_checks
 from farm.errors import (
     EXIT_ENVIRONMENT,
-    EnvironmentProblem,
     FarmError,
     IncompatibleError,
     UsageError,
 )
-from farm.inspect import WheelReport, inspect_wheel
-from farm.models import OnnxruntimeSmoke, Smoke, Target
-from farm.paths import cache_dir, output_dir
-from farm.plan import BuildJob, plan_document, plan_job
-from farm.process import command_line
-from farm.records import write_record
+from farm.inspect import inspect_wheel
+from farm.models import OnnxruntimeSmoke, Target
+from farm.paths import cache_dir
+from farm.plan import plan_document
 from farm.repair import RepairedWheel, run_repair
-from farm.resources import builder_resources
-from farm.smoke import SmokeReport, run_smoke, smoke_for_wheel
+from farm.smoke import SmokeReport, gpu_providers, run_smoke, smoke_for_wheel
 
 CATALOG_SCHEMA_VERSION = 1
 BUILD_SCHEMA_VERSION = 1
@@ -167,7 +162,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="print the exact commands (secrets masked) and run nothing",
     )
     _add_json(build)
-    build.set_defaults(handler=cmd_build)
+    cli_pipeline.add_build_options(build)
+    build.set_defaults(handler=cli_pipeline.cmd_build)
 
     repair = commands.add_parser(
         "repair",
@@ -245,6 +241,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_json(inspect)
     inspect.set_defaults(handler=cmd_inspect)
     cli_publish.add_commands(commands)
+    cli_pipeline.add_commands(commands)
     return parser
 
 
@@ -390,20 +387,8 @@ def _recipe_summary(catalog: Catalog, name: str) -> dict[str, Any]:
     }
 
 
-def _plan_from_args(args: argparse.Namespace, catalog: Catalog) -> BuildJob:
-    resources = builder_resources(args.builder_cpus, args.builder_memory)
-    return plan_job(
-        catalog,
-        args.package,
-        args.target,
-        version=args.package_version,
-        python=args.python,
-        resources=resources,
-    )
-
-
 def cmd_plan(args: argparse.Namespace, catalog: Catalog) -> int:
-    job = _plan_from_args(args, catalog)
+    job = plan_from_args(args, catalog)
     if args.json:
         console.print_json(plan_document([job]))
         return 0
@@ -425,7 +410,7 @@ def _plain(value: Any) -> str:
 
 
 def cmd_render(args: argparse.Namespace, catalog: Catalog) -> int:
-    job = _plan_from_args(args, catalog)
+    job = plan_from_args(args, catalog)
     if args.output is None:
         console.print_text(job.dockerfile)
         return 0
@@ -454,119 +439,11 @@ def cmd_doctor(args: argparse.Namespace, catalog: Catalog) -> int:
     return EXIT_ENVIRONMENT if failed else 0
 
 
-def cmd_build(args: argparse.Namespace, catalog: Catalog) -> int:
-    job = _plan_from_args(args, catalog)
-    out_root = args.output_dir or output_dir()
-    if args.dry_run:
-        return _build_dry_run(job, out_root, args.json)
-    target = job.spec.target
-    engine = _preflight(target.platform)
-    with console.section("base_image", f"base image {target.base_image.pinned}") as line:
-        base = ensure_base_image(target, engine, cache_dir(), line)
-    console.info(f"base image {base.reference}: {base.action} ({base.duration_s:.0f} s)")
-    header = f"building {job.spec.recipe.name} {job.spec.version} for {target.name}"
-    with console.section("build", f"{header} with {engine.describe()}") as line:
-        result = run_build(job, engine, out_root, line)
-    console.info(f"build took {result.duration_s:.1f} s; log: {result.log}")
-    checked = [_repair_and_inspect(job, engine, wheel, result.job_dir) for wheel in result.wheels]
-    if args.json:
-        console.print_json(
-            {
-                "schema_version": BUILD_SCHEMA_VERSION,
-                "dry_run": False,
-                "build_key": job.build_key,
-                "job_dir": str(result.job_dir),
-                "wheels": [str(wheel) for wheel in result.wheels],
-                "repaired": [str(repaired.wheel) for repaired, _ in checked],
-                "log": str(result.log),
-                "duration_s": round(result.duration_s, 1),
-            }
-        )
-    else:
-        console.print_text("".join(f"{repaired.wheel}\n" for repaired, _ in checked))
-    incompatible = [report for _, report in checked if not report.compatible]
-    for report in incompatible:
-        console.error(f"{report.wheel} does not fit {report.target}: {report.problems[0]}")
-    if incompatible:
-        return 1
-    return max(_smoke_built(job, engine, repaired.wheel) for repaired, _ in checked)
-
-
-def _smoke_built(job: BuildJob, engine: Engine, wheel: Path) -> int:
-    """The recipe's smoke test of a repaired wheel; its record lands next to the wheel."""
-    target, smoke = job.spec.target, job.spec.recipe.smoke
-    with console.section("smoke", f"smoke test of {wheel.name} on {target.name}") as line:
-        report = run_smoke(
-            wheel,
-            target,
-            job.spec.python,
-            smoke,
-            engine,
-            expect_providers=_gpu_providers(smoke, target),
-            device="auto",
-            record_dir=wheel.parent,
-            on_line=line,
-        )
-    return _smoke_verdict(report)
-
-
-def _repair_and_inspect(
-    job: BuildJob, engine: Engine, wheel: Path, directory: Path
-) -> tuple[RepairedWheel, WheelReport]:
-    """Repair one built wheel, then inspect the result against the target; both recorded."""
-    target = job.spec.target
-    with console.section("repair", f"repairing {wheel.name} for {target.name}") as line:
-        repaired = run_repair(wheel, target, job.spec.python, engine, directory / "repaired", line)
-    console.info(
-        f"repaired {repaired.wheel.name}: {repaired.size_before:,} -> "
-        f"{repaired.size_after:,} bytes in {repaired.duration_s:.1f} s"
-    )
-    expected = _gpu_providers(job.spec.recipe.smoke, target)
-    report = inspect_wheel(repaired.wheel, target, expected)
-    write_record(
-        directory / "repaired" / "inspect.json",
-        "inspect",
-        "passed" if report.compatible else "failed",
-        0.0,
-        report.to_json(),
-    )
-    return repaired, report
-
-
-def _build_dry_run(job: BuildJob, out_root: Path, as_json: bool) -> int:
-    engine = _engine_for_dry_run()
-    target = job.spec.target
-    commands = []
-    if target.base_image.bootstrap and not image_exists(engine, target.base_image.pinned):
-        commands += [
-            command_line(argv, env) for argv, env in planned_commands(target, engine, cache_dir())
-        ]
-    commands += dry_run_commands(job, engine, out_root)
-    if as_json:
-        console.print_json(
-            {
-                "schema_version": BUILD_SCHEMA_VERSION,
-                "dry_run": True,
-                "engine": engine.describe(),
-                "commands": commands,
-                "job": job.to_json(),
-            }
-        )
-        return 0
-    console.info(f"engine: {engine.describe()}")
-    console.print_text(
-        f"# base image: {target.base_image.pinned} ({target.platform})\n"
-        f"# in the container: {' '.join(job.build_command)}\n"
-        + "".join(f"+ {command}\n" for command in commands)
-    )
-    return 0
-
-
 def cmd_repair(args: argparse.Namespace, catalog: Catalog) -> int:
     target = catalog.target(args.target).model
     if not args.wheel.is_file():
         raise UsageError(f"{args.wheel}: no such wheel file")
-    engine = _preflight(target.platform)
+    engine = preflight(target.platform)
     with console.section("base_image", f"base image {target.base_image.pinned}") as line:
         ensure_base_image(target, engine, cache_dir(), line)
     with console.section("repair", f"repairing {args.wheel.name} for {target.name}") as line:
@@ -606,10 +483,10 @@ def cmd_smoke(args: argparse.Namespace, catalog: Catalog) -> int:
     smoke = smoke_for_wheel(catalog, args.wheel.name, target)
     expected = (
         tuple(args.expect_provider)
-        or _gpu_providers(smoke, target)
+        or gpu_providers(smoke, target)
         or (("CPUExecutionProvider",) if isinstance(smoke, OnnxruntimeSmoke) else ())
     )
-    engine = _preflight(target.platform)
+    engine = preflight(target.platform)
     with console.section("base_image", f"base image {target.base_image.pinned}") as line:
         ensure_base_image(target, engine, cache_dir(), line)
     with console.section("smoke", f"smoke test of {args.wheel.name} on {target.name}") as line:
@@ -677,37 +554,7 @@ def _expected_providers(catalog: Catalog, wheel: Path, target: Target) -> tuple[
         smoke = catalog.recipe(distribution).model.smoke
     except UsageError:
         return ()
-    return _gpu_providers(smoke, target)
-
-
-def _gpu_providers(smoke: Smoke, target: Target) -> tuple[str, ...]:
-    """Execution providers an onnxruntime wheel must contain for a GPU target."""
-    if target.cuda is None or not isinstance(smoke, OnnxruntimeSmoke):
-        return ()
-    return smoke.providers_for(target.name)
-
-
-def _engine_for_dry_run() -> Engine:
-    try:
-        return detect_engine()
-    except EnvironmentProblem:
-        # Nothing runs: show the commands a BuildKit-capable classic client would get.
-        return Engine(
-            kind="classic",
-            docker="docker",
-            client_version="unknown",
-            reason="assumed for --dry-run",
-        )
-
-
-def _preflight(platform: str) -> Engine:
-    """Fail before BuildKit starts when the daemon or emulation cannot work."""
-    engine = detect_engine()
-    daemon_version(engine)
-    for check in (check_binfmt(platform), check_qemu(platform), check_disk(engine, cache_dir())):
-        if check.status == "fail":
-            raise EnvironmentProblem(check.detail, hint=check.fix)
-    return engine
+    return gpu_providers(smoke, target)
 
 
 # --- entry points ---------------------------------------------------------------

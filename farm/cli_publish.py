@@ -18,6 +18,7 @@ from farm.indexconfig import snippet
 from farm.localregistry import DEFAULT_PORT, LOCAL, LocalRegistry
 from farm.models import Target
 from farm.paths import state_dir
+from farm.pipeline import PublishTarget
 from farm.process import command_line
 from farm.publish import PublishedWheel, PublishRequest, RetryPolicy, publish_wheel
 from farm.registries import (
@@ -183,6 +184,20 @@ def _retry_policy() -> RetryPolicy:
     if attempts < 1 or first < 0:
         raise UsageError("FARM_PUBLISH_ATTEMPTS must be >= 1 and FARM_PUBLISH_BACKOFF_S >= 0")
     return RetryPolicy(attempts=attempts, first_delay_s=first)
+
+
+def publish_target(name: str, config_path: Path | None, target: Target | None) -> PublishTarget:
+    """A registry profile resolved for one target, with its credentials: what the runner needs."""
+    config, local = _registries(config_path)
+    profile = config.profile(name)
+    location = locate(name, profile, target)
+    return PublishTarget(
+        registry=name,
+        profile=profile,
+        location=location,
+        credentials=_credentials(name, profile, location, local),
+        retry=_retry_policy(),
+    )
 
 
 # --- farm publish -------------------------------------------------------------

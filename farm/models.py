@@ -333,6 +333,12 @@ class PythonSmoke(FrozenModel):
 Smoke = Annotated[OnnxruntimeSmoke | PythonSmoke, Field(discriminator="kind")]
 
 
+class Upstream(FrozenModel):
+    """Where `farm nightly` learns of new releases, when not from the source's git tags."""
+
+    pypi: Name | None = None  # a PyPI project whose release list follows upstream's
+
+
 class Recipe(FrozenModel):
     """How one Python distribution is fetched, built and tested."""
 
@@ -346,6 +352,8 @@ class Recipe(FrozenModel):
     rules: tuple[CompatibilityRule, ...] = ()
     build: Build
     smoke: Smoke
+    upstream: Upstream | None = None
+    nightly_targets: tuple[Name, ...] = ()  # what `farm nightly` builds this recipe for
 
     @model_validator(mode="after")
     def _consistent(self) -> Recipe:

@@ -196,7 +196,7 @@ def publish_wheel(
         )
     if isinstance(request.profile, DevpiRegistry):
         profile, location = request.profile, request.location
-        _retrying(
+        retrying(
             lambda: ensure_index(location, profile, request.credentials, on_line),
             request.retry,
             f"registry {location.registry}",
@@ -245,7 +245,7 @@ def _lookup(
     """The file in the index under this name: None, or the same bytes; other bytes refuse."""
     location, auth = request.location, request.credentials
     try:
-        files = _retrying(
+        files = retrying(
             lambda: project_files(location.simple_url, local.project, auth),
             request.retry,
             f"registry {location.registry}",
@@ -369,7 +369,7 @@ def _last_error_line(output: str) -> str:
     return (errors or lines or ["twine gave no output"])[-1][:300]
 
 
-def _retrying(
+def retrying(
     operation: Callable[[], T],
     policy: RetryPolicy,
     what: str,

@@ -20,7 +20,10 @@ Profiles are data, validated like the catalog. They come from the first of
 
 Each profile resolves, for a target, to an :class:`IndexLocation`: the upload
 URL twine posts to and the PEP 503 simple URL installers read. Templates may
-use ``{target}``, ``{jetpack}``, ``{l4t}``, ``{cuda}``, ``{python}``.
+use ``{target}``, ``{jetpack}``, ``{l4t}``, ``{cuda}``, ``{python}``; any
+string may name environment variables as ``${NAME}`` (``url =
+"${CI_SERVER_URL}"`` in a GitLab pipeline). Credentials have no setting: they
+are never written in the file.
 """
 
 from __future__ import annotations
@@ -131,20 +134,43 @@ def load_config(path: Path | None, *, environ: dict[str, str], cwd: Path) -> Reg
     """The registry profiles from the first configuration source that exists."""
     explicit = path or (Path(environ["FARM_CONFIG"]) if environ.get("FARM_CONFIG") else None)
     if explicit is not None:
-        return _from_file(explicit) or RegistryConfig(profiles={}, source=str(explicit))
+        return _from_file(explicit, environ) or RegistryConfig(profiles={}, source=str(explicit))
     for candidate in (cwd / "farm.toml", cwd / "pyproject.toml"):
-        if candidate.is_file() and (config := _from_file(candidate)):
+        if candidate.is_file() and (config := _from_file(candidate, environ)):
             return config
     return RegistryConfig(profiles={}, source="built-in defaults")
 
 
-def _from_file(path: Path) -> RegistryConfig | None:
+def _from_file(path: Path, environ: dict[str, str]) -> RegistryConfig | None:
     data = _read_toml(path)
     if path.name == "pyproject.toml":
         data = data.get("tool", {}).get("farm")
         if data is None:
             return None
-    return _parse(data, path)
+    return _parse(_expand_environment(data, environ, path), path)
+
+
+_VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def _expand_environment(data: Any, environ: dict[str, str], path: Path, where: str = "") -> Any:
+    """``${NAME}`` in a string setting is the environment's NAME (GitLab CI's CI_PROJECT_ID...)."""
+    if isinstance(data, dict):
+        return {
+            key: _expand_environment(value, environ, path, f"{where}.{key}".lstrip("."))
+            for key, value in data.items()
+        }
+    if isinstance(data, list):
+        return [_expand_environment(value, environ, path, where) for value in data]
+    if not isinstance(data, str):
+        return data
+
+    def value(match: re.Match[str]) -> str:
+        if match[1] not in environ:
+            raise CatalogError(path, where, f"${{{match[1]}}} is not set in the environment")
+        return environ[match[1]]
+
+    return _VARIABLE.sub(value, data)
 
 
 def _read_toml(path: Path) -> dict[str, Any]:

@@ -146,6 +146,13 @@ def smoke_for_wheel(catalog: Catalog, wheel_name: str, target: Target) -> Smoke:
     )
 
 
+def gpu_providers(smoke: Smoke, target: Target) -> tuple[str, ...]:
+    """Execution providers an onnxruntime wheel must contain for a GPU target."""
+    if target.cuda is None or not isinstance(smoke, OnnxruntimeSmoke):
+        return ()
+    return smoke.providers_for(target.name)
+
+
 def smoke_requirements(smoke: Smoke) -> tuple[str, ...]:
     return ("numpy",) if isinstance(smoke, OnnxruntimeSmoke) else ()
 

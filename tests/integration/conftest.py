@@ -71,6 +71,16 @@ def onnxruntime_aarch64_wheel(version: str, python: str) -> Path:
     return sorted(directory.glob(pattern))[0]
 
 
+@pytest.fixture(scope="session", autouse=True)
+def isolated_state(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Every farm the tests run keeps its ledger and local registry in a fresh state directory."""
+    import os
+
+    state = tmp_path_factory.mktemp("farm-state")
+    os.environ["FARM_STATE_DIR"] = str(state)
+    return state
+
+
 @pytest.fixture(scope="session")
 def host_ready() -> dict[str, object]:
     result = run_farm("doctor", "--json", timeout=300)

@@ -31,7 +31,7 @@ def demo_catalog(root: Path, c_suffix: str) -> Path:
     return catalog
 
 
-def _build(catalog: Path, out: Path) -> dict[str, object]:
+def _build(catalog: Path, out: Path, *extra: str) -> dict[str, object]:
     result = run_farm(
         "--recipes",
         str(catalog),
@@ -42,6 +42,7 @@ def _build(catalog: Path, out: Path) -> dict[str, object]:
         "--output-dir",
         str(out),
         "--json",
+        *extra,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     return json.loads(result.stdout)
@@ -91,15 +92,19 @@ def test_job_directory_holds_log_script_and_record(
     assert not list(job_dir.glob(".partial-*"))
 
 
-def test_second_build_reuses_the_cache_and_is_faster(
+def test_a_second_build_does_no_work_and_force_reuses_buildkits_cache(
     first_build: tuple[Path, Path, dict[str, object]],
 ) -> None:
     catalog, out, first = first_build
     second = _build(catalog, out)
     assert second["build_key"] == first["build_key"]
-    print(f"demo build: cold {first['duration_s']} s, warm {second['duration_s']} s")
-    assert float(second["duration_s"]) < float(first["duration_s"])  # type: ignore[arg-type]
-    log = (Path(str(second["job_dir"])) / "build.log").read_text()
+    states = {stage["stage"]: stage["state"] for stage in second["stages"]}  # type: ignore[union-attr]
+    assert states == dict.fromkeys(("build", "repair", "inspect", "smoke"), "skipped")
+    forced = _build(catalog, out, "--force")
+    print(f"demo pipeline: cold {first['duration_s']} s, forced warm {forced['duration_s']} s")
+    assert {stage["state"] for stage in forced["stages"]} == {"ran"}  # type: ignore[union-attr]
+    assert float(forced["duration_s"]) < float(first["duration_s"])  # type: ignore[arg-type]
+    log = (Path(str(forced["job_dir"])) / "build.log").read_text()
     assert "CACHED" in log
 
 

@@ -131,3 +131,17 @@ def test_config_errors_name_the_file_and_field(tmp_path: Path, text: str, messag
 def test_an_explicit_config_file_must_exist(tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="configuration file not found"):
         load_config(tmp_path / "missing.toml", environ={}, cwd=tmp_path)
+
+
+def test_environment_variables_fill_settings(tmp_path: Path) -> None:
+    text = (
+        '[registries.ci]\nkind = "gitlab"\nurl = "${CI_SERVER_URL}"\nproject = "${CI_PROJECT_ID}"\n'
+    )
+    path = _config(tmp_path, text)
+    environ = {"CI_SERVER_URL": "https://gitlab.example.com", "CI_PROJECT_ID": "42"}
+    location = locate("ci", load_config(path, environ=environ, cwd=tmp_path).profile("ci"), None)
+    assert location.upload_url == "https://gitlab.example.com/api/v4/projects/42/packages/pypi"
+    with pytest.raises(
+        CatalogError, match=r"registries.ci.project: \$\{CI_PROJECT_ID\} is not set"
+    ):
+        load_config(path, environ={"CI_SERVER_URL": "https://g"}, cwd=tmp_path)

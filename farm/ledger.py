@@ -1,0 +1,172 @@
+"""The ledger: what each build key has been through, kept in the state directory.
+
+One JSON file per build key under ``<state>/ledger/``: the package, target,
+version and Python it stands for, and per stage (build, repair, inspect,
+smoke, publish per registry, install per registry) the result, duration,
+time and the wheel with its sha256. A rerun reads it to skip what is done.
+Files are replaced atomically, so readers (``farm report``) never see half a
+record. Writers hold an exclusive lock on the state directory: a second farm
+run on the same directory stops at once with a message naming the first.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from farm.errors import EnvironmentProblem
+
+LEDGER_SCHEMA_VERSION = 1
+STAGES = ("build", "repair", "inspect", "smoke", "publish", "install")
+PER_REGISTRY = frozenset({"publish", "install"})
+
+
+class StateLocked(EnvironmentProblem):
+    """Another farm run holds the state directory."""
+
+
+@dataclass(kw_only=True)
+class LedgerEntry:
+    build_key: str
+    package: str
+    distribution: str
+    version: str
+    target: str
+    python: str
+    job_dir: str
+    stages: dict[str, Any] = field(default_factory=dict)
+
+    def stage(self, name: str, registry: str | None = None) -> dict[str, Any] | None:
+        found = self.stages.get(name)
+        if registry is not None and isinstance(found, dict):
+            found = found.get(registry)
+        return found if isinstance(found, dict) else None
+
+    def passed(self, name: str, registry: str | None = None) -> bool:
+        found = self.stage(name, registry)
+        return found is not None and found.get("result") == "passed"
+
+    def record(
+        self,
+        name: str,
+        result: str,
+        duration_s: float,
+        registry: str | None = None,
+        **details: Any,
+    ) -> None:
+        entry = {
+            "result": result,
+            "duration_s": round(duration_s, 2),
+            "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            **details,
+        }
+        if name in PER_REGISTRY:
+            if registry is None:
+                raise ValueError(f"stage {name} is kept per registry")
+            self.stages.setdefault(name, {})[registry] = entry
+        else:
+            self.stages[name] = entry
+        # A stage that ran again makes what was done with its earlier output stale.
+        for later in STAGES[STAGES.index(name) + 1 :]:
+            if name in PER_REGISTRY:
+                self.stages.get(later, {}).pop(registry, None)
+            else:
+                self.stages.pop(later, None)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "schema_version": LEDGER_SCHEMA_VERSION,
+            "build_key": self.build_key,
+            "package": self.package,
+            "distribution": self.distribution,
+            "version": self.version,
+            "target": self.target,
+            "python": self.python,
+            "job_dir": self.job_dir,
+            "stages": self.stages,
+        }
+
+
+class Ledger:
+    def __init__(self, state_dir: Path) -> None:
+        self.root = state_dir / "ledger"
+        self.lock_path = state_dir / "farm.lock"
+
+    def path(self, build_key: str) -> Path:
+        return self.root / f"{build_key}.json"
+
+    def get(self, build_key: str) -> LedgerEntry | None:
+        try:
+            data = json.loads(self.path(build_key).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        return _entry(data)
+
+    def save(self, entry: LedgerEntry) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        path = self.path(entry.build_key)
+        temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        temporary.write_text(json.dumps(entry.to_json(), indent=2) + "\n", encoding="utf-8")
+        temporary.replace(path)
+
+    def entries(self) -> list[LedgerEntry]:
+        found = []
+        for path in sorted(self.root.glob("*.json")):
+            try:
+                entry = _entry(json.loads(path.read_text(encoding="utf-8")))
+            except (OSError, ValueError):
+                continue
+            if entry is not None:
+                found.append(entry)
+        return found
+
+    @contextlib.contextmanager
+    def locked(self, command: str) -> Iterator[None]:
+        """Hold the state directory for one farm run; a second one fails with who holds it."""
+        self.lock_path.parent.mkdir(parents=True, exist_ok=True)
+        with self.lock_path.open("a+", encoding="utf-8") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                handle.seek(0)
+                holder = handle.read().strip() or "another farm run"
+                raise StateLocked(
+                    f"the state directory {self.lock_path.parent} is in use by {holder}",
+                    hint="wait for it to finish, or give this run its own FARM_STATE_DIR",
+                ) from None
+            handle.seek(0)
+            handle.truncate()
+            started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+            handle.write(f"pid {os.getpid()} ({command}, since {started})\n")
+            handle.flush()
+            try:
+                yield
+            finally:
+                handle.seek(0)
+                handle.truncate()
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _entry(data: Any) -> LedgerEntry | None:
+    if not isinstance(data, dict) or data.get("schema_version") != LEDGER_SCHEMA_VERSION:
+        return None
+    try:
+        return LedgerEntry(
+            build_key=data["build_key"],
+            package=data["package"],
+            distribution=data["distribution"],
+            version=data["version"],
+            target=data["target"],
+            python=data["python"],
+            job_dir=data["job_dir"],
+            stages=data.get("stages", {}),
+        )
+    except KeyError:
+        return None  # written by something else: not ours to read

@@ -1,0 +1,399 @@
+"""The runner: one build job through build, repair, inspect, smoke, publish and install.
+
+Stages never call each other; this module chains them, records each result
+in the ledger under the job's build key, and skips a stage whose result for
+the same key is already there and whose output still exists (``force``
+runs everything again). A stage failure is recorded and ends the job; the
+wheel is published only after its smoke test passed. Publishing gives a
+rebuilt release the next PEP 427 build number when the index already holds
+its file name with other content.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from farm.baseimage import ensure_base_image
+from farm.build import run_build
+from farm.credentials import Credentials
+from farm.engine import Engine
+from farm.errors import FarmError
+from farm.inspect import inspect_wheel
+from farm.installcheck import run_install_check
+from farm.ledger import Ledger, LedgerEntry
+from farm.plan import BuildJob
+from farm.publish import PublishRequest, RetryPolicy, publish_wheel, retrying, sha256_of
+from farm.records import write_record
+from farm.registries import IndexLocation, Profile
+from farm.repair import run_repair
+from farm.simpleindex import project_files
+from farm.smoke import gpu_providers, run_smoke
+from farm.wheelfile import next_build_number, same_release, split_name, with_build_number
+
+PIPELINE_SCHEMA_VERSION = 1
+
+
+class Section(Protocol):
+    def __call__(
+        self, name: str, header: str
+    ) -> contextlib.AbstractContextManager[Callable[[str], None]]: ...
+
+
+@dataclass(frozen=True, kw_only=True)
+class PublishTarget:
+    registry: str
+    profile: Profile
+    location: IndexLocation
+    credentials: Credentials | None
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+
+
+@dataclass(frozen=True, kw_only=True)
+class PipelineOptions:
+    out_root: Path
+    cache_dir: Path
+    force: bool = False
+    publish: PublishTarget | None = None
+    install_check: bool = True
+    build: bool = True  # False: only publish what is built and smoke-tested
+
+
+@dataclass(frozen=True, kw_only=True)
+class StageResult:
+    stage: str
+    state: str  # "ran", "skipped" or "failed"
+    detail: str
+    duration_s: float = 0.0
+
+
+@dataclass(kw_only=True)
+class PipelineResult:
+    job: BuildJob
+    entry: LedgerEntry
+    stages: list[StageResult] = field(default_factory=list)
+    wheel: Path | None = None
+    error: FarmError | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    @property
+    def did_work(self) -> bool:
+        return any(stage.state != "skipped" for stage in self.stages)
+
+    def to_json(self) -> dict[str, Any]:
+        spec = self.job.spec
+        return {
+            "build_key": self.job.build_key,
+            "package": spec.recipe.name,
+            "version": spec.version,
+            "target": spec.target.name,
+            "python": spec.python,
+            "ok": self.ok,
+            "error": self.error.message if self.error else None,
+            "wheel": str(self.wheel) if self.wheel else None,
+            "stages": [
+                {
+                    "stage": stage.stage,
+                    "state": stage.state,
+                    "detail": stage.detail,
+                    "duration_s": round(stage.duration_s, 2),
+                }
+                for stage in self.stages
+            ],
+        }
+
+
+class _Failed(Exception):
+    """Ends the job after a stage failure was recorded."""
+
+
+def new_entry(job: BuildJob, job_dir: Path) -> LedgerEntry:
+    spec = job.spec
+    return LedgerEntry(
+        build_key=job.build_key,
+        package=spec.recipe.name,
+        distribution=spec.recipe.distribution or spec.recipe.name,
+        version=spec.version,
+        target=spec.target.name,
+        python=spec.python,
+        job_dir=str(job_dir),
+    )
+
+
+class Runner:
+    """Runs one job's stages against the ledger; see the module docstring."""
+
+    def __init__(
+        self,
+        job: BuildJob,
+        engine: Engine,
+        ledger: Ledger,
+        options: PipelineOptions,
+        section: Section,
+        say: Callable[[str], None],
+    ) -> None:
+        self.job, self.engine, self.ledger, self.options = job, engine, ledger, options
+        self.section, self.say = section, say
+        from farm.build import job_dir
+
+        self.job_dir = job_dir(job, options.out_root)
+        existing = None if options.force else ledger.get(job.build_key)
+        self.entry = existing or new_entry(job, self.job_dir)
+        self.result = PipelineResult(job=job, entry=self.entry)
+        self._base_ready = False
+
+    def run(self) -> PipelineResult:
+        if not self.options.build and not self._smoke_tested():
+            self._skip("build", "not built and smoke-tested yet, and building is off (--no-build)")
+            return self.result
+        try:
+            built = self._build()
+            repaired = self._repair(built)
+            self._inspect(repaired)
+            self._smoke(repaired)
+            self.result.wheel = repaired
+            if self.options.publish is not None:
+                published = self._publish(repaired, self.options.publish)
+                if self.options.install_check:
+                    self._install(published, self.options.publish)
+        except _Failed:
+            pass
+        return self.result
+
+    # --- bookkeeping -----------------------------------------------------------
+
+    def _skip(self, stage: str, why: str) -> None:
+        self.say(f"{stage}: skipped, {why}")
+        self.result.stages.append(StageResult(stage=stage, state="skipped", detail=why))
+
+    @contextlib.contextmanager
+    def _stage(self, stage: str, registry: str | None = None) -> Iterator[dict[str, Any]]:
+        """Run a stage; what the body puts in the yielded dict is recorded with the result."""
+        details: dict[str, Any] = {}
+        started = time.monotonic()
+        try:
+            yield details
+        except FarmError as exc:
+            duration = time.monotonic() - started
+            self.entry.record(stage, "failed", duration, registry, error=exc.message)
+            self.ledger.save(self.entry)
+            self.result.stages.append(
+                StageResult(stage=stage, state="failed", detail=exc.message, duration_s=duration)
+            )
+            self.result.error = exc
+            raise _Failed from None
+        duration = time.monotonic() - started
+        state = "skipped" if details.pop("unchanged", False) else "ran"
+        self.entry.record(stage, "passed", duration, registry, **details)
+        self.ledger.save(self.entry)
+        detail = str(details.get("summary", "passed"))
+        if state == "skipped":
+            self.say(f"{stage}: skipped, {detail}")
+        self.result.stages.append(
+            StageResult(stage=stage, state=state, detail=detail, duration_s=duration)
+        )
+
+    def _base_image(self) -> None:
+        if self._base_ready:
+            return
+        target = self.job.spec.target
+        with self.section("base_image", f"base image {target.base_image.pinned}") as line:
+            ensure_base_image(target, self.engine, self.options.cache_dir, line)
+        self._base_ready = True
+
+    def _smoke_tested(self) -> bool:
+        recorded = self.entry.stage("repair") or {}
+        wheel = Path(recorded["wheel"]) if recorded.get("wheel") else None
+        return all(self._unchanged(stage, wheel) for stage in ("repair", "inspect", "smoke"))
+
+    def _unchanged(self, stage: str, path: Path | None, registry: str | None = None) -> bool:
+        """Whether the ledger's passed result for ``stage`` still matches the file on disk."""
+        recorded = self.entry.stage(stage, registry)
+        if not self.entry.passed(stage, registry) or recorded is None or path is None:
+            return False
+        return path.is_file() and recorded.get("sha256") == sha256_of(path)
+
+    # --- stages ---------------------------------------------------------------------
+
+    def _build(self) -> Path:
+        recorded = self.entry.stage("build") or {}
+        wheel = Path(recorded["wheel"]) if recorded.get("wheel") else None
+        if self._unchanged("build", wheel):
+            assert wheel is not None  # noqa: S101 - _unchanged checked it
+            self._skip("build", f"built for key {self.job.build_key[:12]} (ledger), {wheel.name}")
+            return wheel
+        spec = self.job.spec
+        header = f"building {spec.recipe.name} {spec.version} for {spec.target.name}"
+        with self._stage("build") as details:
+            self._base_image()
+            with self.section("build", f"{header} with {self.engine.describe()}") as line:
+                built = run_build(self.job, self.engine, self.options.out_root, line)
+            if len(built.wheels) != 1:
+                raise FarmError(f"the build made {len(built.wheels)} wheels; one was expected")
+            wheel = built.wheels[0]
+            details.update(
+                wheel=str(wheel),
+                sha256=sha256_of(wheel),
+                log=str(built.log),
+                summary=f"{wheel.name} in {built.duration_s:.0f} s",
+            )
+        return wheel
+
+    def _repair(self, built: Path) -> Path:
+        recorded = self.entry.stage("repair") or {}
+        wheel = Path(recorded["wheel"]) if recorded.get("wheel") else None
+        if self._unchanged("repair", wheel):
+            assert wheel is not None  # noqa: S101
+            self._skip("repair", f"{wheel.name} already repaired for this key")
+            return wheel
+        target = self.job.spec.target
+        with self._stage("repair") as details:
+            self._base_image()
+            with self.section("repair", f"repairing {built.name} for {target.name}") as line:
+                repaired = run_repair(
+                    built,
+                    target,
+                    self.job.spec.python,
+                    self.engine,
+                    self.job_dir / "repaired",
+                    line,
+                )
+            details.update(
+                wheel=str(repaired.wheel),
+                sha256=sha256_of(repaired.wheel),
+                size=repaired.size_after,
+                size_before=repaired.size_before,
+                summary=f"{repaired.size_before:,} -> {repaired.size_after:,} bytes",
+            )
+        return repaired.wheel
+
+    def _inspect(self, wheel: Path) -> None:
+        if self._unchanged("inspect", wheel):
+            self._skip("inspect", "compatible (ledger)")
+            return
+        target = self.job.spec.target
+        with self._stage("inspect") as details:
+            report = inspect_wheel(wheel, target, gpu_providers(self.job.spec.recipe.smoke, target))
+            write_record(
+                wheel.parent / "inspect.json",
+                "inspect",
+                "passed" if report.compatible else "failed",
+                0.0,
+                report.to_json(),
+            )
+            if not report.compatible:
+                raise FarmError(f"{wheel.name} does not fit {target.name}: {report.problems[0]}")
+            details.update(sha256=sha256_of(wheel), summary="compatible")
+
+    def _smoke(self, wheel: Path) -> None:
+        if self._unchanged("smoke", wheel):
+            self._skip("smoke", "passed for these bytes (ledger)")
+            return
+        spec = self.job.spec
+        with self._stage("smoke") as details:
+            self._base_image()
+            with self.section("smoke", f"smoke test of {wheel.name} on {spec.target.name}") as line:
+                report = run_smoke(
+                    wheel,
+                    spec.target,
+                    spec.python,
+                    spec.recipe.smoke,
+                    self.engine,
+                    expect_providers=gpu_providers(spec.recipe.smoke, spec.target),
+                    device="auto",
+                    record_dir=wheel.parent,
+                    on_line=line,
+                )
+            failure = report.first_failure()
+            if failure is not None:
+                raise FarmError(
+                    f"smoke check {failure['name']} failed on {report.target}: {failure['detail']}"
+                )
+            details.update(sha256=sha256_of(wheel), summary=f"passed ({report.environment})")
+
+    def _publish(self, wheel: Path, where: PublishTarget) -> Path:
+        with self._stage("publish", where.registry) as details:
+            candidate = self._publishable(wheel, where)
+            with self.section("publish", f"publish {candidate.name} to {where.registry}") as line:
+                published = publish_wheel(
+                    PublishRequest(
+                        wheel=candidate,
+                        location=where.location,
+                        profile=where.profile,
+                        credentials=where.credentials,
+                        require_smoke=False,  # checked above, on the bytes before renumbering
+                        retry=where.retry,
+                    ),
+                    on_line=line,
+                    sleep=time.sleep,
+                )
+            present = published.state == "present"
+            details.update(
+                wheel=published.wheel,
+                sha256=published.sha256,
+                url=published.url,
+                index=published.index,
+                unchanged=present,
+                summary=f"{published.wheel} already in {where.registry} (same sha256)"
+                if present
+                else f"{published.wheel} uploaded to {where.registry}",
+            )
+        return candidate
+
+    def _publishable(self, wheel: Path, where: PublishTarget) -> Path:
+        """This wheel, or a renumbered copy when the index holds its name with other bytes."""
+        project = self.entry.distribution
+        files = retrying(
+            lambda: project_files(where.location.simple_url, project, where.credentials),
+            where.retry,
+            f"registry {where.registry}",
+            self.say,
+            time.sleep,
+        )
+        ours = sha256_of(wheel)
+        clash = files.get(wheel.name)
+        if clash is None or clash.sha256 == ours:
+            return wheel
+        releases = [name for name in files if same_release(wheel.name, name)]
+        renumbered = self.job_dir / "renumbered"
+        for name in releases:
+            number = split_name(name)[2]
+            if number and files[name].sha256 == sha256_of(
+                with_build_number(wheel, number, renumbered)
+            ):
+                return renumbered / name  # our own earlier upload
+        number = next_build_number(wheel.name, releases)
+        self.say(
+            f"{wheel.name} is in {where.registry} with other content (an earlier build key): "
+            f"publishing it as build {number}"
+        )
+        return with_build_number(wheel, number, renumbered)
+
+    def _install(self, wheel: Path, where: PublishTarget) -> None:
+        if self._unchanged("install", wheel, where.registry):
+            self._skip("install", f"installed from {where.registry} before (ledger)")
+            return
+        spec = self.job.spec
+        with self._stage("install", where.registry) as details:
+            self._base_image()
+            header = (
+                f"installing {wheel.name} from {where.registry} in a {spec.target.name} container"
+            )
+            with self.section("install", header) as line:
+                checked = run_install_check(
+                    wheel,
+                    spec.target,
+                    spec.python,
+                    self.engine,
+                    location=where.location,
+                    credentials=where.credentials,
+                    on_line=line,
+                )
+            details.update(sha256=checked.sha256, summary=checked.summary)

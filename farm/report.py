@@ -1,0 +1,78 @@
+"""``farm report``: the ledger as a matrix of package x version x target x stage.
+
+JSON (versioned) for machines, and a static HTML page (``index.html`` next to
+``report.json``) that GitLab Pages can serve as it is.
+"""
+
+from __future__ import annotations
+
+import time
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from farm import __version__
+from farm.ledger import PER_REGISTRY, STAGES, Ledger, LedgerEntry
+
+REPORT_SCHEMA_VERSION = 1
+
+
+def _cell(entry: LedgerEntry, stage: str) -> dict[str, Any] | None:
+    recorded = entry.stages.get(stage)
+    if not isinstance(recorded, dict) or not recorded:
+        return None
+    if stage not in PER_REGISTRY:
+        return {"result": recorded.get("result"), "duration_s": recorded.get("duration_s", 0.0)}
+    results = [value for value in recorded.values() if isinstance(value, dict)]
+    failed = any(result.get("result") != "passed" for result in results)
+    return {
+        "result": "failed" if failed else "passed",
+        "duration_s": sum(result.get("duration_s", 0.0) for result in results),
+        "registries": sorted(recorded),
+    }
+
+
+def _human(size: int | None) -> str | None:
+    if size is None:
+        return None
+    for unit in ("B", "KB", "MB", "GB"):
+        if size < 1000 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size = size / 1000  # type: ignore[assignment]
+    return None  # pragma: no cover
+
+
+def report_document(ledger: Ledger) -> dict[str, Any]:
+    rows = []
+    for entry in ledger.entries():
+        repair = entry.stage("repair") or {}
+        wheel = repair.get("wheel") or (entry.stage("build") or {}).get("wheel")
+        rows.append(
+            {
+                "package": entry.package,
+                "version": entry.version,
+                "target": entry.target,
+                "python": entry.python,
+                "build_key": entry.build_key,
+                "wheel": Path(wheel).name if wheel else None,
+                "size": repair.get("size"),
+                "size_human": _human(repair.get("size")),
+                "stages": {stage: _cell(entry, stage) for stage in STAGES},
+            }
+        )
+    rows.sort(key=lambda row: (row["package"], row["target"], row["version"], row["python"]))
+    return {
+        "schema_version": REPORT_SCHEMA_VERSION,
+        "farm_version": __version__,
+        "generated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "stages": list(STAGES),
+        "rows": rows,
+    }
+
+
+def render_html(document: dict[str, Any]) -> str:
+    template_text = resources.files("farm").joinpath("templates/report.html.j2").read_text()
+    environment = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
+    return environment.from_string(template_text).render(**document)
