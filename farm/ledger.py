@@ -59,8 +59,11 @@ class LedgerEntry:
         result: str,
         duration_s: float,
         registry: str | None = None,
+        *,
+        invalidate: bool = True,
         **details: Any,
     ) -> None:
+        """Record a stage's result; ``invalidate`` drops the later stages' now stale results."""
         entry = {
             "result": result,
             "duration_s": round(duration_s, 2),
@@ -74,7 +77,7 @@ class LedgerEntry:
         else:
             self.stages[name] = entry
         # A stage that ran again makes what was done with its earlier output stale.
-        for later in STAGES[STAGES.index(name) + 1 :]:
+        for later in STAGES[STAGES.index(name) + 1 :] if invalidate else ():
             if name in PER_REGISTRY:
                 self.stages.get(later, {}).pop(registry, None)
             else:

@@ -12,6 +12,7 @@ its file name with other content.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -161,6 +162,7 @@ class Runner:
             self.result.wheel = repaired
             if self.options.publish is not None:
                 published = self._publish(repaired, self.options.publish)
+                self.result.wheel = published
                 if self.options.install_check:
                     self._install(published, self.options.publish)
         except _Failed:
@@ -191,7 +193,8 @@ class Runner:
             raise _Failed from None
         duration = time.monotonic() - started
         state = "skipped" if details.pop("unchanged", False) else "ran"
-        self.entry.record(stage, "passed", duration, registry, **details)
+        # An unchanged result (the index already held these bytes) keeps later results valid.
+        self.entry.record(stage, "passed", duration, registry, invalidate=state == "ran", **details)
         self.ledger.save(self.entry)
         detail = str(details.get("summary", "passed"))
         if state == "skipped":
@@ -211,7 +214,10 @@ class Runner:
     def _smoke_tested(self) -> bool:
         recorded = self.entry.stage("repair") or {}
         wheel = Path(recorded["wheel"]) if recorded.get("wheel") else None
-        return all(self._unchanged(stage, wheel) for stage in ("repair", "inspect", "smoke"))
+        same_test = (self.entry.stage("smoke") or {}).get("check") == self._smoke_check_digest()
+        return same_test and all(
+            self._unchanged(stage, wheel) for stage in ("repair", "inspect", "smoke")
+        )
 
     def _unchanged(self, stage: str, path: Path | None, registry: str | None = None) -> bool:
         """Whether the ledger's passed result for ``stage`` still matches the file on disk."""
@@ -292,8 +298,15 @@ class Runner:
                 raise FarmError(f"{wheel.name} does not fit {target.name}: {report.problems[0]}")
             details.update(sha256=sha256_of(wheel), summary="compatible")
 
+    def _smoke_check_digest(self) -> str:
+        """The smoke test's definition: a changed test must run again on the same bytes."""
+        smoke = self.job.spec.recipe.smoke
+        return hashlib.sha256(smoke.model_dump_json().encode()).hexdigest()
+
     def _smoke(self, wheel: Path) -> None:
-        if self._unchanged("smoke", wheel):
+        recorded = self.entry.stage("smoke") or {}
+        same_test = recorded.get("check") == self._smoke_check_digest()
+        if same_test and self._unchanged("smoke", wheel):
             self._skip("smoke", "passed for these bytes (ledger)")
             return
         spec = self.job.spec
@@ -316,7 +329,11 @@ class Runner:
                 raise FarmError(
                     f"smoke check {failure['name']} failed on {report.target}: {failure['detail']}"
                 )
-            details.update(sha256=sha256_of(wheel), summary=f"passed ({report.environment})")
+            details.update(
+                sha256=sha256_of(wheel),
+                check=self._smoke_check_digest(),
+                summary=f"passed ({report.environment})",
+            )
 
     def _publish(self, wheel: Path, where: PublishTarget) -> Path:
         with self._stage("publish", where.registry) as details:

@@ -24,7 +24,11 @@ def _cell(entry: LedgerEntry, stage: str) -> dict[str, Any] | None:
     if not isinstance(recorded, dict) or not recorded:
         return None
     if stage not in PER_REGISTRY:
-        return {"result": recorded.get("result"), "duration_s": recorded.get("duration_s", 0.0)}
+        return {
+            "result": recorded.get("result"),
+            "duration_s": recorded.get("duration_s", 0.0),
+            "registries": [],
+        }
     results = [value for value in recorded.values() if isinstance(value, dict)]
     failed = any(result.get("result") != "passed" for result in results)
     return {

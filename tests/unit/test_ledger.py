@@ -54,6 +54,8 @@ def test_running_a_stage_again_drops_what_was_built_on_it() -> None:
     entry.record("install", "passed", 1.0, "gitlab")
     entry.record("publish", "passed", 2.0, "local")
     assert not entry.passed("install", "local") and entry.passed("install", "gitlab")
+    entry.record("publish", "passed", 0.1, "gitlab", invalidate=False)
+    assert entry.passed("install", "gitlab")  # found unchanged: what followed still holds
     entry.record("repair", "passed", 2.0)
     assert entry.passed("build") and entry.passed("repair")
     assert not entry.passed("smoke") and not entry.passed("publish", "gitlab")

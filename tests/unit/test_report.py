@@ -1,0 +1,58 @@
+"""farm report's document and page, from a ledger written here."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from farm.ledger import Ledger, LedgerEntry
+from farm.report import render_html, report_document
+
+
+def _ledger(tmp_path: Path) -> Ledger:
+    ledger = Ledger(tmp_path)
+    done = LedgerEntry(
+        build_key="a" * 64,
+        package="onnxruntime-gpu",
+        distribution="onnxruntime-gpu",
+        version="1.23.2",
+        target="jetpack6",
+        python="3.10",
+        job_dir="/out/x",
+    )
+    for stage in ("build", "repair", "inspect", "smoke"):
+        done.record(stage, "passed", 60.0, wheel="/out/x/ort<b>.whl", size=123_456_789)
+    done.record("publish", "passed", 5.0, "gitlab")
+    ledger.save(done)
+    broken = LedgerEntry(
+        build_key="b" * 64,
+        package="onnxruntime-gpu",
+        distribution="onnxruntime-gpu",
+        version="1.16.3",
+        target="jetpack5",
+        python="3.8",
+        job_dir="/out/y",
+    )
+    broken.record("build", "failed", 3.0, error="build step failed")
+    ledger.save(broken)
+    return ledger
+
+
+def test_the_document_is_a_matrix_of_keys_and_stages(tmp_path: Path) -> None:
+    document = report_document(_ledger(tmp_path))
+    assert document["schema_version"] == 1
+    assert document["stages"] == ["build", "repair", "inspect", "smoke", "publish", "install"]
+    first, second = document["rows"]
+    assert (first["target"], second["target"]) == ("jetpack5", "jetpack6")
+    assert first["stages"]["build"]["result"] == "failed" and first["stages"]["repair"] is None
+    assert second["stages"]["publish"] == {
+        "result": "passed",
+        "duration_s": 5.0,
+        "registries": ["gitlab"],
+    }
+    assert second["size_human"] == "123.5 MB"
+
+
+def test_the_page_escapes_what_it_shows(tmp_path: Path) -> None:
+    page = render_html(report_document(_ledger(tmp_path)))
+    assert "ort&lt;b&gt;.whl" in page and "ort<b>" not in page
+    assert page.count('class="failed"') == 1 and 'class="missing"' in page
