@@ -68,9 +68,11 @@ def _request(
             return None
         if exc.code in (401, 403):
             source = credentials.source if credentials else "none found"
+            action = "creating" if method == "PUT" else "reading"
             raise CredentialsRejected(
-                f"devpi refused {method} {url} (HTTP {exc.code}; credentials from {source})",
-                hint="the profile's user must own the index (devpi user -c USER)",
+                f"devpi refused {action} index {url} (HTTP {exc.code}; credentials from "
+                f"{source}): a wrong password, or a user that does not own the index",
+                hint="check the password; the profile's user must exist (devpi user -c USER)",
             ) from None
         raise RegistryError(f"devpi {method} {url}: HTTP {exc.code} {exc.reason}") from None
     except (urllib.error.URLError, OSError) as exc:

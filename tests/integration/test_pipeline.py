@@ -182,3 +182,25 @@ def test_a_second_farm_on_the_same_state_directory_is_refused(tmp_path: Path) ->
     assert result.returncode == 3
     assert f"is in use by pid {os.getpid()} (farm nightly" in result.stderr
     assert shutil.which("farm") and sys.executable  # the installed farm ran, not a stub
+
+
+def test_a_failing_nightly_build_does_not_stop_the_others(
+    host_ready: object, tmp_path: Path
+) -> None:
+    catalog = demo_catalog(tmp_path, f"\nthis is not C {uuid.uuid4().hex};\n")
+    broken = (catalog / "packages" / "demo.yaml").read_text()
+    (catalog / "packages" / "demo-broken.yaml").write_text(
+        broken.replace("name: demo\n", "name: demo-broken\n")
+    )
+    (catalog / "packages" / "demo.yaml").unlink()  # the built-in demo stays, unbroken
+    for farm in _farm(tmp_path / "farm"):
+        result = farm.run(
+            "--recipes", str(catalog), "nightly", "--registry", "local",
+            "--package", "demo-broken", "--package", "demo", "--json",
+        )  # fmt: skip
+        assert result.returncode == 1
+        runs = {run["package"]: run for run in json.loads(result.stdout)["runs"]}
+        assert runs["demo-broken"]["ok"] is False
+        assert "build step failed" in runs["demo-broken"]["error"]
+        assert runs["demo"]["ok"] is True
+        assert [name for name in farm.packages if name.startswith("farm_demo-0.1.0")]

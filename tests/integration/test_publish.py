@@ -383,6 +383,31 @@ def test_devpi_routes_targets_to_non_volatile_indexes(
     assert (target_dir / "farm_dep" / "payload.bin").read_bytes() == b"dependency"
 
 
+def test_devpi_rejects_a_wrong_password_and_a_stopped_server_is_named(
+    tmp_path: Path, local: Local, devpi: Devpi, config: Path
+) -> None:
+    wheel = make_wheel(tmp_path, "farm-devpi-wrong", payload=b"x")
+    common = ("--config", str(config), "--no-smoke-required", "--target", "jetpack7")
+    env = {**local.env, "DEVPI_USER": "farm", "DEVPI_PASSWORD": "not-the-devpi-password"}
+    missing = _publish(str(wheel), "-r", "devpi", *common, env=env)
+    assert missing.returncode == 1
+    assert "devpi refused creating index" in missing.stderr and "HTTP 403" in missing.stderr
+    _devpi_put(
+        f"{devpi.url}/farm/jetpack7",
+        {"type": "stage", "bases": [], "volatile": False},
+        auth=("farm", devpi.password),
+    )
+    wrong = _publish(str(wheel), "-r", "devpi", *common, env=env)
+    assert wrong.returncode == 1
+    assert "devpi rejected the credentials for uploading" in wrong.stderr
+    assert "HTTP 401" in wrong.stderr and "not-the-devpi-password" not in wrong.stderr
+    moved = tmp_path / "moved.toml"
+    moved.write_text(config.read_text().replace(devpi.url, f"http://127.0.0.1:{_free_port()}"))
+    down = _publish(str(wheel), "-r", "devpi", "--config", str(moved), *common[2:], env=env)
+    assert down.returncode == 1
+    assert "registry devpi unreachable after 4 attempts" in down.stderr
+
+
 def test_a_volatile_devpi_index_is_refused(
     tmp_path: Path, local: Local, devpi: Devpi, config: Path
 ) -> None:
