@@ -20,6 +20,7 @@ from pathlib import Path
 
 from farm.engine import BuildRequest, Engine, image_exists
 from farm.errors import EnvironmentProblem, FarmError
+from farm.models import BaseImage as ImageModel
 from farm.models import Bootstrap, Target
 from farm.process import Finished, stream
 
@@ -51,48 +52,86 @@ def mmdebstrap_argv(bootstrap: Bootstrap, tarball: Path) -> list[str]:
     return argv
 
 
-def tarball_path(target: Target, cache: Path) -> Path:
-    return cache / "rootfs" / f"{target.name}-{target.base_image.bootstrap_key}.tar"
+@dataclass(frozen=True, kw_only=True)
+class ImageSource:
+    """An image a job needs, with the platform it is for and how to make it locally."""
+
+    name: str  # names the cached root filesystem
+    platform: str
+    image: ImageModel
 
 
-def load_request(target: Target, context: Path) -> BuildRequest:
+def target_image(target: Target) -> ImageSource:
+    return ImageSource(name=target.name, platform=target.platform, image=target.base_image)
+
+
+def builder_image(target: Target) -> ImageSource | None:
+    """The cross strategy's build-platform image, when the target has a cross toolchain."""
+    if target.cross is None:
+        return None
+    return ImageSource(
+        name=f"{target.name}-cross-builder",
+        platform=target.cross.build_platform,
+        image=target.cross.builder_image,
+    )
+
+
+def images_for(target: Target, strategy: str) -> list[ImageSource]:
+    builder = builder_image(target) if strategy == "cross" else None
+    return [target_image(target), *([builder] if builder else [])]
+
+
+def tarball_path(source: ImageSource, cache: Path) -> Path:
+    return cache / "rootfs" / f"{source.name}-{source.image.bootstrap_key}.tar"
+
+
+def load_request(source: ImageSource, context: Path) -> BuildRequest:
     return BuildRequest(
         dockerfile=context / "Dockerfile",
         context=context,
-        platform=target.platform,
-        tag=target.base_image.pinned,
+        platform=source.platform,
+        tag=source.image.pinned,
         use_registry_cache=False,
     )
 
 
 def planned_commands(
-    target: Target, engine: Engine, cache: Path
+    sources: list[ImageSource], engine: Engine, cache: Path
 ) -> list[tuple[list[str], dict[str, str]]]:
-    """What :func:`ensure_base_image` would run when nothing is cached, with each one's env."""
-    bootstrap = target.base_image.bootstrap
-    if bootstrap is None:
-        return []
-    context = cache / "rootfs" / "load-context"
-    return [
-        (mmdebstrap_argv(bootstrap, tarball_path(target, cache)), {}),
-        (engine.build_argv(load_request(target, context)), engine.env),
-    ]
+    """What :func:`ensure_image` would run when nothing is cached, with each one's env."""
+    commands = []
+    for source in sources:
+        bootstrap = source.image.bootstrap
+        if bootstrap is None or image_exists(engine, source.image.pinned):
+            continue
+        context = cache / "rootfs" / "load-context"
+        commands += [
+            (mmdebstrap_argv(bootstrap, tarball_path(source, cache)), {}),
+            (engine.build_argv(load_request(source, context)), engine.env),
+        ]
+    return commands
 
 
 def ensure_base_image(
     target: Target, engine: Engine, cache: Path, on_line: Callable[[str], None]
 ) -> BaseImage:
+    return ensure_image(target_image(target), engine, cache, on_line)
+
+
+def ensure_image(
+    source: ImageSource, engine: Engine, cache: Path, on_line: Callable[[str], None]
+) -> BaseImage:
     started = time.monotonic()
-    reference = target.base_image.pinned
-    bootstrap = target.base_image.bootstrap
+    reference = source.image.pinned
+    bootstrap = source.image.bootstrap
     if bootstrap is None or image_exists(engine, reference):
         return BaseImage(reference=reference, tarball=None, action="reused", duration_s=0.0)
-    tarball = tarball_path(target, cache)
+    tarball = tarball_path(source, cache)
     action = "loaded"
     if not tarball.is_file():
         _bootstrap(bootstrap, tarball, on_line)
         action = "bootstrapped"
-    _load(target, engine, tarball, on_line)
+    _load(source, engine, tarball, on_line)
     return BaseImage(
         reference=reference, tarball=tarball, action=action, duration_s=time.monotonic() - started
     )
@@ -114,7 +153,9 @@ def _bootstrap(bootstrap: Bootstrap, tarball: Path, on_line: Callable[[str], Non
             partial.unlink()
 
 
-def _load(target: Target, engine: Engine, tarball: Path, on_line: Callable[[str], None]) -> None:
+def _load(
+    source: ImageSource, engine: Engine, tarball: Path, on_line: Callable[[str], None]
+) -> None:
     with tempfile.TemporaryDirectory(prefix="farm-rootfs-", dir=tarball.parent) as scratch:
         context = Path(scratch)
         try:
@@ -125,7 +166,7 @@ def _load(target: Target, engine: Engine, tarball: Path, on_line: Callable[[str]
             'FROM scratch\nADD rootfs.tar /\nCMD ["/bin/sh"]\n', encoding="utf-8"
         )
         result = stream(
-            engine.build_argv(load_request(target, context)), on_line=on_line, env=engine.env
+            engine.build_argv(load_request(source, context)), on_line=on_line, env=engine.env
         )
     if result.returncode != 0:
-        raise FarmError(f"loading {target.base_image.pinned} failed: {result.failing_line()}")
+        raise FarmError(f"loading {source.image.pinned} failed: {result.failing_line()}")

@@ -268,6 +268,13 @@ def _add_job_arguments(parser: argparse.ArgumentParser) -> None:
         help="Python version (default: the first the target has that fits)",
     )
     parser.add_argument(
+        "--strategy",
+        choices=("emulated", "cross"),
+        help="emulated: the whole build in the target-architecture container (QEMU on "
+        "x86_64); cross: native compilers against the target's sysroot (default: the "
+        "recipe's strategy for the target)",
+    )
+    parser.add_argument(
         "--builder-cpus",
         type=_positive_int,
         metavar="N",

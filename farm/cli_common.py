@@ -45,4 +45,5 @@ def plan_from_args(args: argparse.Namespace, catalog: Catalog) -> BuildJob:
         version=args.package_version,
         python=args.python,
         resources=resources,
+        strategy=args.strategy,
     )

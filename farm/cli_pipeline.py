@@ -8,12 +8,11 @@ from pathlib import Path
 from typing import Any
 
 from farm import console
-from farm.baseimage import planned_commands
+from farm.baseimage import images_for, planned_commands
 from farm.build import dry_run_commands
 from farm.catalog import Catalog
 from farm.cli_common import engine_for_dry_run, plan_from_args, preflight
 from farm.cli_publish import publish_target
-from farm.engine import image_exists
 from farm.errors import UsageError
 from farm.ledger import Ledger
 from farm.nightly import (
@@ -180,11 +179,10 @@ def _report_build(result: PipelineResult, as_json: bool, duration_s: float) -> i
 def _build_dry_run(job: BuildJob, out_root: Path, as_json: bool, publish: Any) -> int:
     engine = engine_for_dry_run()
     target = job.spec.target
-    commands = []
-    if target.base_image.bootstrap and not image_exists(engine, target.base_image.pinned):
-        commands += [
-            command_line(argv, env) for argv, env in planned_commands(target, engine, cache_dir())
-        ]
+    sources = images_for(target, job.strategy)
+    commands = [
+        command_line(argv, env) for argv, env in planned_commands(sources, engine, cache_dir())
+    ]
     commands += dry_run_commands(job, engine, out_root)
     if publish is not None:
         commands.append(

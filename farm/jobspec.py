@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from farm.models import Recipe, Target
+from farm.models import Recipe, Strategy, Target
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -18,6 +18,7 @@ class JobSpec:
     version: str
     python: str
     source_digest: str | None = None  # content hash of a source tree kept in the repository
+    strategy: Strategy = "emulated"
 
     @property
     def context_dir(self) -> Path | None:

@@ -144,6 +144,27 @@ class BaseImage(FrozenModel):
         return f"{self.reference}@{self.digest}" if self.digest else self.reference
 
 
+Strategy = Literal["emulated", "cross"]
+
+
+class CrossToolchain(FrozenModel):
+    """The cross strategy: compilers run natively on the build platform and target this one.
+
+    ``builder_image`` is an image of the build platform (linux/amd64) holding the
+    cross compilers and the same Python version as the target; the target's own
+    image is copied in as the sysroot (libc, headers, Python's sysconfig).
+    """
+
+    build_platform: Literal["linux/amd64", "linux/arm64"] = "linux/amd64"
+    builder_image: BaseImage
+    triplet: Name  # GNU triplet of the target, e.g. aarch64-linux-gnu
+    cc: str = Field(min_length=1)
+    cxx: str = Field(min_length=1)
+    # A CUDA toolkit on the build platform whose nvcc emits code for the target
+    # (NVIDIA's cuda-cross-aarch64 packages put the target libraries in targets/<arch>).
+    cuda_home: AbsolutePath | None = None
+
+
 class Target(FrozenModel):
     """A machine the wheels are built for; chosen by the user, never detected."""
 
@@ -162,6 +183,7 @@ class Target(FrozenModel):
     base_image: BaseImage
     provided_libs: tuple[str, ...] = ()
     tools: ToolsPython | None = None
+    cross: CrossToolchain | None = None
 
     @property
     def arch(self) -> str:
@@ -282,6 +304,7 @@ class OnnxruntimeBuild(FrozenModel):
 
     kind: Literal["onnxruntime"]
     dockerfile: str = "onnxruntime.Dockerfile.j2"
+    cross_dockerfile: str = "onnxruntime-cross.Dockerfile.j2"
     config: Literal["Release", "RelWithDebInfo", "Debug", "MinSizeRel"] = "Release"
     cmake: Specifier
     python_requirements: tuple[str, ...] = ()
@@ -300,6 +323,7 @@ class Pep517Build(FrozenModel):
 
     kind: Literal["pep517"]
     dockerfile: str = "pep517.Dockerfile.j2"
+    cross_dockerfile: str = "pep517-cross.Dockerfile.j2"
     system_packages: tuple[str, ...] = ()
     pip_args: tuple[str, ...] = ()
 
@@ -333,6 +357,10 @@ class PythonSmoke(FrozenModel):
 Smoke = Annotated[OnnxruntimeSmoke | PythonSmoke, Field(discriminator="kind")]
 
 
+def _emulated_everywhere() -> dict[str, Strategy]:
+    return {"*": "emulated"}
+
+
 class Upstream(FrozenModel):
     """Where `farm nightly` learns of new releases, when not from the source's git tags."""
 
@@ -354,6 +382,8 @@ class Recipe(FrozenModel):
     smoke: Smoke
     upstream: Upstream | None = None
     nightly_targets: tuple[Name, ...] = ()  # what `farm nightly` builds this recipe for
+    # How it is built per target ("*": any other): emulated or cross.
+    strategy: dict[str, Strategy] = Field(default_factory=_emulated_everywhere)
 
     @model_validator(mode="after")
     def _consistent(self) -> Recipe:
@@ -363,6 +393,9 @@ class Recipe(FrozenModel):
             if version not in self.versions:
                 raise FieldRuleError(f"defaults.{target}", f"{version} is not in versions")
         return self
+
+    def strategy_for(self, target: str) -> Strategy:
+        return self.strategy.get(target) or self.strategy.get("*") or "emulated"
 
     def sorted_versions(self) -> list[str]:
         """Known versions, newest first."""

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from farm.baseimage import ensure_base_image
+from farm.baseimage import ensure_image, images_for
 from farm.build import run_build
 from farm.credentials import Credentials
 from farm.engine import Engine
@@ -206,9 +206,9 @@ class Runner:
     def _base_image(self) -> None:
         if self._base_ready:
             return
-        target = self.job.spec.target
-        with self.section("base_image", f"base image {target.base_image.pinned}") as line:
-            ensure_base_image(target, self.engine, self.options.cache_dir, line)
+        for source in images_for(self.job.spec.target, self.job.strategy):
+            with self.section("base_image", f"image {source.image.pinned}") as line:
+                ensure_image(source, self.engine, self.options.cache_dir, line)
         self._base_ready = True
 
     def _smoke_tested(self) -> bool:

@@ -15,10 +15,11 @@ from typing import Any
 
 from farm import __version__
 from farm.builders import driver_for
-from farm.catalog import Catalog
+from farm.catalog import Catalog, display
 from farm.compat import select
+from farm.errors import IncompatibleError
 from farm.jobspec import JobSpec
-from farm.models import Recipe
+from farm.models import Recipe, Strategy
 from farm.render import JOBS_ARG, NVCC_THREADS_ARG, render_dockerfile
 from farm.resources import BuilderResources, Parallelism
 
@@ -30,7 +31,7 @@ class BuildJob:
     """Everything a later stage needs to build, repair and test one wheel."""
 
     spec: JobSpec
-    strategy: str
+    strategy: Strategy
     dockerfile: str
     build_key: str
     build_command: tuple[str, ...]
@@ -105,11 +106,17 @@ def plan_job(
     version: str | None = None,
     python: str | None = None,
     resources: BuilderResources,
-    strategy: str = "emulated",
+    strategy: Strategy | None = None,
 ) -> BuildJob:
     recipe = catalog.recipe(package)
     target = catalog.target(target_name)
     chosen = select(recipe, target.model, version=version, python=python)
+    how = strategy or recipe.model.strategy_for(target.model.name)
+    if how == "cross" and target.model.cross is None:
+        raise IncompatibleError(
+            f"target {target.model.name} has no cross toolchain: it can only be built emulated",
+            hint=f"add a cross: section to {display(target.path)} or use --strategy emulated",
+        )
     spec = JobSpec(
         source_digest=_tree_digest(recipe.model, recipe.path),
         recipe=recipe.model,
@@ -117,6 +124,7 @@ def plan_job(
         target=target.model,
         version=chosen.version,
         python=chosen.python,
+        strategy=how,
     )
     driver = driver_for(recipe.model.build)
     parallelism = driver.parallelism(recipe.model.build, resources)
@@ -126,7 +134,7 @@ def plan_job(
     )
     return BuildJob(
         spec=spec,
-        strategy=strategy,
+        strategy=how,
         dockerfile=dockerfile,
         build_key=build_key(spec, dockerfile),
         build_command=tuple(command),

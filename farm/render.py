@@ -74,12 +74,16 @@ def template_context(spec: JobSpec) -> dict[str, Any]:
         "jobs_arg": JOBS_ARG,
         "nvcc_threads_arg": NVCC_THREADS_ARG,
         "build_command": placeholder_argv,
+        "strategy": spec.strategy,
+        "cross": target.cross,
+        "builder_image": target.cross.builder_image.pinned if target.cross else None,
         **driver.template_context(spec),
     }
 
 
 def render_dockerfile(spec: JobSpec) -> str:
-    template_name = spec.recipe.build.dockerfile
+    build = spec.recipe.build
+    template_name = build.cross_dockerfile if spec.strategy == "cross" else build.dockerfile
     try:
         template = environment().get_template(template_name)
         return template.render(template_context(spec), template=template_name)

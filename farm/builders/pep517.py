@@ -2,7 +2,10 @@
 
 pip builds in an isolated environment with the build requirements the
 project's ``pyproject.toml`` declares, exactly as a user's ``pip install``
-from an sdist would.
+from an sdist would. Emulated, that Python is the target's, under QEMU; cross,
+it is crossenv's cross-python on the build platform, which reports the
+target's platform and sysconfig (compiler, include dirs, extension suffix) so
+the same ``pip wheel`` produces a target wheel with native-speed compilers.
 """
 
 from __future__ import annotations
@@ -16,6 +19,13 @@ from farm.resources import BuilderResources, Parallelism
 VENV = "/opt/farm/venv"
 SOURCE_DIR = "/src/package"
 WHEEL_DIR = "/farm/wheels"
+# The cross strategy: crossenv's environment (its cross-python runs on the build platform but
+# reports the target's platform and sysconfig), the build-platform venv it is made from, and
+# where the target image is copied as the sysroot.
+CROSS_VENV = "/opt/farm/cross"
+BUILD_VENV = "/opt/farm/build"
+SYSROOT = "/opt/farm/sysroot"
+CROSSENV_REQUIREMENT = "crossenv==1.6.2"
 
 
 def _settings(build: Build) -> Pep517Build:
@@ -31,8 +41,9 @@ def parallelism(build: Build, resources: BuilderResources) -> Parallelism:
 
 def build_argv(spec: JobSpec, *, jobs: str, nvcc_threads: str) -> list[str]:
     settings = _settings(spec.recipe.build)
+    python = f"{CROSS_VENV}/cross/bin/python" if spec.strategy == "cross" else f"{VENV}/bin/python"
     return [
-        f"{VENV}/bin/python",
+        python,
         "-m",
         "pip",
         "wheel",
@@ -46,8 +57,16 @@ def build_argv(spec: JobSpec, *, jobs: str, nvcc_threads: str) -> list[str]:
 
 def template_context(spec: JobSpec) -> dict[str, Any]:
     settings = _settings(spec.recipe.build)
-    return {
+    context: dict[str, Any] = {
         "venv": VENV,
         "source_dir": SOURCE_DIR,
         "system_packages": list(settings.system_packages),
     }
+    if spec.strategy == "cross":
+        context.update(
+            venv=CROSS_VENV,
+            build_venv=BUILD_VENV,
+            sysroot=SYSROOT,
+            crossenv_requirement=CROSSENV_REQUIREMENT,
+        )
+    return context

@@ -1,0 +1,74 @@
+"""The cross strategy: choosing it, rendering it, and the CMake toolchain file."""
+
+from __future__ import annotations
+
+import pytest
+
+from farm.baseimage import images_for
+from farm.builders.cmake_cross import toolchain_file
+from farm.catalog import Catalog
+from farm.errors import IncompatibleError
+from farm.plan import plan_job
+from farm.resources import BuilderResources
+from tests.unit.test_render import _instructions
+
+
+def test_emulated_is_the_default_and_cross_is_asked_for(
+    catalog: Catalog, ci_runner: BuilderResources
+) -> None:
+    emulated = plan_job(catalog, "demo", "bookworm-arm64", resources=ci_runner)
+    cross = plan_job(catalog, "demo", "bookworm-arm64", resources=ci_runner, strategy="cross")
+    assert (emulated.strategy, cross.strategy) == ("emulated", "cross")
+    assert emulated.build_key != cross.build_key
+    assert cross.to_json()["strategy"] == "cross"
+
+
+def test_a_target_without_a_cross_toolchain_refuses_cross(
+    catalog: Catalog, ci_runner: BuilderResources
+) -> None:
+    with pytest.raises(IncompatibleError, match="jetpack6 has no cross toolchain"):
+        plan_job(catalog, "onnxruntime-gpu", "jetpack6", resources=ci_runner, strategy="cross")
+
+
+def test_the_cross_dockerfile_compiles_on_the_build_platform_against_the_sysroot(
+    catalog: Catalog, ci_runner: BuilderResources
+) -> None:
+    job = plan_job(catalog, "demo", "bookworm-arm64", resources=ci_runner, strategy="cross")
+    lines = _instructions(job.dockerfile)
+    froms = [line for line in lines if line.startswith("FROM ")]
+    target = catalog.targets["bookworm-arm64"].model
+    assert target.cross is not None
+    assert froms[0] == f"FROM {target.base_image.pinned} AS sysroot"
+    assert froms[1] == (
+        f"FROM --platform=$BUILDPLATFORM {target.cross.builder_image.pinned} AS toolchain"
+    )
+    assert "COPY --from=sysroot / /opt/farm/sysroot" in lines
+    crossenv = next(line for line in lines if "-m crossenv" in line)
+    assert "--cc aarch64-linux-gnu-gcc" in crossenv
+    assert "_sysconfigdata__linux_aarch64-linux-gnu.py" in crossenv
+    assert job.build_command[0] == "/opt/farm/cross/cross/bin/python"
+    assert froms[-1] == "FROM scratch AS wheels"
+
+
+def test_a_cross_job_needs_the_builder_image_too(catalog: Catalog) -> None:
+    target = catalog.targets["bookworm-arm64"].model
+    assert [s.platform for s in images_for(target, "cross")] == ["linux/arm64", "linux/amd64"]
+    assert [s.platform for s in images_for(target, "emulated")] == ["linux/arm64"]
+
+
+def test_cmake_toolchain_for_a_cuda_target(catalog: Catalog) -> None:
+    jetpack6 = catalog.targets["jetpack6"].model
+    cross = catalog.targets["bookworm-arm64"].model.cross
+    assert cross is not None
+    with_cuda = jetpack6.model_copy(
+        update={"cross": cross.model_copy(update={"cuda_home": "/usr/local/cuda-12.6"})}
+    )
+    text = toolchain_file(with_cuda)
+    assert "set(CMAKE_SYSTEM_PROCESSOR aarch64)" in text
+    assert "set(CMAKE_SYSROOT /opt/farm/sysroot)" in text
+    assert "set(CMAKE_CXX_COMPILER aarch64-linux-gnu-g++)" in text
+    assert "set(CMAKE_FIND_ROOT_PATH_MODE_PROGRAM NEVER)" in text
+    assert "set(CMAKE_CUDA_COMPILER /usr/local/cuda-12.6/bin/nvcc)" in text
+    assert "set(CMAKE_CUDA_HOST_COMPILER aarch64-linux-gnu-g++)" in text
+    assert "/usr/local/cuda-12.6/targets/aarch64-linux" in text
+    assert "CUDA" not in toolchain_file(catalog.targets["bookworm-arm64"].model)
