@@ -203,9 +203,20 @@ def _build_dry_run(job: BuildJob, out_root: Path, as_json: bool, publish: Any) -
         )
         return 0
     console.info(f"engine: {engine.describe()}")
+    where = "in the container"
+    header = f"# base image: {target.base_image.pinned} ({target.platform})\n"
+    cross = job.to_json()["cross"]
+    if cross is not None:
+        where = f"in the builder ({cross['build_platform']})"
+        header += (
+            f"# strategy: cross; builder image {cross['builder_image']}, sysroot copied from "
+            f"{cross['sysroot_image']}, compilers {cross['cc']} / {cross['cxx']}"
+            + (f", CUDA {cross['nvcc']}" if cross["nvcc"] else "")
+            + "\n"
+        )
     console.print_text(
-        f"# base image: {target.base_image.pinned} ({target.platform})\n"
-        f"# in the container: {' '.join(job.build_command)}\n"
+        header
+        + f"# {where}: {' '.join(job.build_command)}\n"
         + "".join(f"+ {command}\n" for command in commands)
     )
     return 0

@@ -160,6 +160,9 @@ class CrossToolchain(FrozenModel):
     triplet: Name  # GNU triplet of the target, e.g. aarch64-linux-gnu
     cc: str = Field(min_length=1)
     cxx: str = Field(min_length=1)
+    # apt packages the builder image lacks (cross compilers, cuda-cross-<arch>); a
+    # bootstrapped builder lists them in its bootstrap instead.
+    builder_packages: tuple[str, ...] = ()
     # A CUDA toolkit on the build platform whose nvcc emits code for the target
     # (NVIDIA's cuda-cross-aarch64 packages put the target libraries in targets/<arch>).
     cuda_home: AbsolutePath | None = None

@@ -19,7 +19,7 @@ from farm.catalog import Catalog, display
 from farm.compat import select
 from farm.errors import IncompatibleError
 from farm.jobspec import JobSpec
-from farm.models import Recipe, Strategy
+from farm.models import Recipe, Strategy, Target
 from farm.render import JOBS_ARG, NVCC_THREADS_ARG, render_dockerfile
 from farm.resources import BuilderResources, Parallelism
 
@@ -55,6 +55,7 @@ class BuildJob:
             "python": spec.python,
             "platform": target.platform,
             "strategy": self.strategy,
+            "cross": _cross_json(target) if self.strategy == "cross" else None,
             "base_image": target.base_image.pinned,
             "manylinux_tag": target.manylinux_tag,
             "exclude_libs": list(target.provided_libs),
@@ -96,6 +97,22 @@ def build_key(spec: JobSpec, dockerfile: str) -> str:
     }
     canonical = json.dumps(shaping, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _cross_json(target: Target) -> dict[str, Any] | None:
+    cross = target.cross
+    if cross is None:
+        return None
+    return {
+        "build_platform": cross.build_platform,
+        "builder_image": cross.builder_image.pinned,
+        "sysroot_image": target.base_image.pinned,
+        "triplet": cross.triplet,
+        "cc": cross.cc,
+        "cxx": cross.cxx,
+        "cuda_home": cross.cuda_home,
+        "nvcc": f"{cross.cuda_home}/bin/nvcc -ccbin {cross.cxx}" if cross.cuda_home else None,
+    }
 
 
 def plan_job(

@@ -97,3 +97,9 @@ def render_dockerfile(spec: JobSpec) -> str:
         raise CatalogError(
             f"dockerfiles/{template_name}", None, f"template uses an undefined value: {exc.message}"
         ) from None
+    except jinja2.TemplateSyntaxError as exc:
+        raise CatalogError(
+            f"dockerfiles/{exc.name or template_name}",
+            f"line {exc.lineno}",
+            f"template syntax: {exc.message}",
+        ) from None

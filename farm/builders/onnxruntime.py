@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from farm.builders.cmake_cross import SYSROOT, TOOLCHAIN_FILE, toolchain_file
 from farm.jobspec import JobSpec
 from farm.models import Build, OnnxruntimeBuild
 from farm.resources import BuilderResources, Parallelism, plan_parallelism
@@ -19,6 +20,7 @@ from farm.resources import BuilderResources, Parallelism, plan_parallelism
 VENV = "/opt/farm/venv"
 SOURCE_DIR = "/src/onnxruntime"
 BUILD_DIR = f"{SOURCE_DIR}/build/Linux"
+PROTOC_DIR = "/opt/farm/protoc"
 
 
 def _build_settings(spec: JobSpec) -> OnnxruntimeBuild:
@@ -48,8 +50,32 @@ def cmake_defines(spec: JobSpec) -> dict[str, str]:
     if spec.target.cuda is not None:
         # Plain numbers compile SASS and PTX for each arch; "-real" would drop the PTX.
         defines["CMAKE_CUDA_ARCHITECTURES"] = ";".join(spec.target.cuda.architectures)
+    if spec.strategy == "cross":
+        defines["CMAKE_TOOLCHAIN_FILE"] = TOOLCHAIN_FILE
+        # The pybind11 module must be built against the target's Python headers.
+        defines["Python_INCLUDE_DIR"] = f"{SYSROOT}/usr/include/python{spec.python}"
     defines.update(_build_settings(spec).cmake_defines)
     return defines
+
+
+def _homes(spec: JobSpec) -> dict[str, str]:
+    """Where CUDA, cuDNN and TensorRT are: in the target image, or for cross, nvcc on the
+    build machine and the libraries inside the sysroot copied from the target image."""
+    target = spec.target
+    homes = {
+        name: part.home
+        for name, part in (
+            ("cuda", target.cuda),
+            ("cudnn", target.cudnn),
+            ("tensorrt", target.tensorrt),
+        )
+        if part is not None
+    }
+    if spec.strategy == "cross" and target.cross is not None:
+        homes = {name: f"{SYSROOT}{home}" for name, home in homes.items()}
+        if target.cross.cuda_home is not None:
+            homes["cuda"] = target.cross.cuda_home
+    return homes
 
 
 def build_argv(spec: JobSpec, *, jobs: str, nvcc_threads: str) -> list[str]:
@@ -80,12 +106,15 @@ def build_argv(spec: JobSpec, *, jobs: str, nvcc_threads: str) -> list[str]:
         "--parallel",
         jobs,
     ]
+    homes = _homes(spec)
     if target.cuda is not None:
-        argv += ["--use_cuda", "--cuda_home", target.cuda.home, "--nvcc_threads", nvcc_threads]
+        argv += ["--use_cuda", "--cuda_home", homes["cuda"], "--nvcc_threads", nvcc_threads]
     if target.cudnn is not None:
-        argv += ["--cudnn_home", target.cudnn.home]
+        argv += ["--cudnn_home", homes["cudnn"]]
     if target.tensorrt is not None:
-        argv += ["--use_tensorrt", "--tensorrt_home", target.tensorrt.home]
+        argv += ["--use_tensorrt", "--tensorrt_home", homes["tensorrt"]]
+    if spec.strategy == "cross":
+        argv += ["--path_to_protoc_exe", f"{PROTOC_DIR}/bin/protoc"]
     argv += list(build.extra_args)
     defines = cmake_defines(spec)
     if defines:
@@ -95,10 +124,18 @@ def build_argv(spec: JobSpec, *, jobs: str, nvcc_threads: str) -> list[str]:
 
 def template_context(spec: JobSpec) -> dict[str, Any]:
     build = _build_settings(spec)
-    return {
+    context: dict[str, Any] = {
         "venv": VENV,
         "source_dir": SOURCE_DIR,
         "wheel_glob": f"{BUILD_DIR}/{build.config}/dist/*.whl",
         "system_packages": list(build.system_packages),
         "python_requirements": [f"cmake{build.cmake}", *build.python_requirements],
     }
+    if spec.strategy == "cross":
+        context.update(
+            sysroot=SYSROOT,
+            toolchain_path=TOOLCHAIN_FILE,
+            toolchain_lines=toolchain_file(spec.target).splitlines(),
+            protoc_dir=PROTOC_DIR,
+        )
+    return context

@@ -26,8 +26,8 @@ def test_emulated_is_the_default_and_cross_is_asked_for(
 def test_a_target_without_a_cross_toolchain_refuses_cross(
     catalog: Catalog, ci_runner: BuilderResources
 ) -> None:
-    with pytest.raises(IncompatibleError, match="jetpack6 has no cross toolchain"):
-        plan_job(catalog, "onnxruntime-gpu", "jetpack6", resources=ci_runner, strategy="cross")
+    with pytest.raises(IncompatibleError, match="jetpack5 has no cross toolchain"):
+        plan_job(catalog, "onnxruntime-gpu", "jetpack5", resources=ci_runner, strategy="cross")
 
 
 def test_the_cross_dockerfile_compiles_on_the_build_platform_against_the_sysroot(
@@ -72,3 +72,27 @@ def test_cmake_toolchain_for_a_cuda_target(catalog: Catalog) -> None:
     assert "set(CMAKE_CUDA_HOST_COMPILER aarch64-linux-gnu-g++)" in text
     assert "/usr/local/cuda-12.6/targets/aarch64-linux" in text
     assert "CUDA" not in toolchain_file(catalog.targets["bookworm-arm64"].model)
+
+
+def test_onnxruntime_cross_uses_the_builders_nvcc_and_the_sysroots_libraries(
+    catalog: Catalog, ci_runner: BuilderResources
+) -> None:
+    job = plan_job(catalog, "onnxruntime-gpu", "jetpack6", resources=ci_runner, strategy="cross")
+    argv = list(job.build_command)
+    assert argv[argv.index("--cuda_home") + 1] == "/usr/local/cuda-12.6"
+    assert argv[argv.index("--cudnn_home") + 1] == "/opt/farm/sysroot/usr/lib/aarch64-linux-gnu"
+    assert argv[argv.index("--tensorrt_home") + 1] == "/opt/farm/sysroot/usr/lib/aarch64-linux-gnu"
+    assert argv[argv.index("--path_to_protoc_exe") + 1] == "/opt/farm/protoc/bin/protoc"
+    defines = argv[argv.index("--cmake_extra_defines") + 1 :]
+    assert "CMAKE_TOOLCHAIN_FILE=/opt/farm/toolchain.cmake" in defines
+    assert "Python_INCLUDE_DIR=/opt/farm/sysroot/usr/include/python3.10" in defines
+    lines = _instructions(job.dockerfile)
+    assert lines[0] == "FROM nvcr.io/nvidia/l4t-jetpack:r36.4.0 AS sysroot"
+    assert any("cuda-cross-aarch64-12-6" in line for line in lines)
+    toolchain = next(line for line in lines if "/opt/farm/toolchain.cmake" in line)
+    assert "set(CMAKE_CUDA_HOST_COMPILER aarch64-linux-gnu-g++)" in toolchain
+    assert any("wheel tags --remove --platform-tag linux_aarch64" in line for line in lines)
+    assert (
+        job.to_json()["cross"]["nvcc"]
+        == "/usr/local/cuda-12.6/bin/nvcc -ccbin aarch64-linux-gnu-g++"
+    )

@@ -108,3 +108,19 @@ def test_every_plannable_job_parses_with_upstreams_parser(
             else defines
         )
         assert f"CMAKE_CUDA_ARCHITECTURES={';'.join(cuda.architectures)}" in flat
+
+
+def test_cross_jobs_parse_with_upstreams_parser(
+    catalog: Catalog, ci_runner: BuilderResources
+) -> None:
+    for target, version in _buildable(catalog):
+        if catalog.targets[target].model.cross is None:
+            continue
+        job = plan_job(
+            catalog, "onnxruntime-gpu", target, version=version, resources=ci_runner,
+            strategy="cross",
+        )  # fmt: skip
+        _interpreter, _script, *arguments = job.build_command
+        parsed = upstream_parser(snapshot_for(version)).parse_args(arguments)
+        assert parsed.path_to_protoc_exe == "/opt/farm/protoc/bin/protoc"
+        assert parsed.cuda_home != catalog.targets[target].model.cuda.home  # type: ignore[union-attr]
