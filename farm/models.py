@@ -274,7 +274,17 @@ class PathSource(FrozenModel):
         return self.path
 
 
-Source = Annotated[GitSource | PathSource, Field(discriminator="kind")]
+class SdistSource(FrozenModel):
+    """A source distribution on the package index (PyPI, or the index pip is configured for)."""
+
+    kind: Literal["sdist"]
+    project: Name
+
+    def ref_for(self, version: str) -> str:
+        return f"{self.project}=={version}"
+
+
+Source = Annotated[GitSource | PathSource | SdistSource, Field(discriminator="kind")]
 Component = Literal["python", "cuda", "cudnn", "tensorrt"]
 
 
@@ -329,6 +339,10 @@ class Pep517Build(FrozenModel):
     cross_dockerfile: str = "pep517-cross.Dockerfile.j2"
     system_packages: tuple[str, ...] = ()
     pip_args: tuple[str, ...] = ()
+    # Cross strategy only: build requirements with native code that must run on the build
+    # machine (cffi, ...). They go into crossenv's build-python and pip builds without
+    # isolation; without them, pip's isolated build environment serves pure requirements.
+    cross_build_requires: tuple[str, ...] = ()
 
 
 Build = Annotated[OnnxruntimeBuild | Pep517Build, Field(discriminator="kind")]

@@ -103,6 +103,9 @@ def _releases_from_git(url: str, ref_template: str) -> list[str]:
 def newest_release(recipe: Recipe) -> Release:
     if recipe.upstream is not None and recipe.upstream.pypi:
         found, source = _releases_from_pypi(recipe.upstream.pypi), f"PyPI {recipe.upstream.pypi}"
+    elif recipe.source.kind == "sdist":
+        found = _releases_from_pypi(recipe.source.project)
+        source = f"PyPI {recipe.source.project}"
     elif recipe.source.kind == "git":
         found = _releases_from_git(recipe.source.url, recipe.source.ref)
         source = f"git tags of {recipe.source.url}"

@@ -42,17 +42,46 @@ def parallelism(build: Build, resources: BuilderResources) -> Parallelism:
 def build_argv(spec: JobSpec, *, jobs: str, nvcc_threads: str) -> list[str]:
     settings = _settings(spec.recipe.build)
     python = f"{CROSS_VENV}/cross/bin/python" if spec.strategy == "cross" else f"{VENV}/bin/python"
+    isolation = (
+        ["--no-build-isolation"]
+        if spec.strategy == "cross" and settings.cross_build_requires
+        else []
+    )
     return [
         python,
         "-m",
         "pip",
         "wheel",
         "--no-deps",
+        *isolation,
         "--wheel-dir",
         WHEEL_DIR,
         *settings.pip_args,
-        SOURCE_DIR,
+        *_what(spec),
     ]
+
+
+def _manylinux_tags(glibc: str, arch: str) -> list[str]:
+    """Every PEP 600 tag a glibc admits, from manylinux2014's 2.17 up.
+
+    crossenv's pip cannot check the target's glibc and architecture itself (it
+    runs on the build machine), so it is told which manylinux wheels the target
+    takes: build dependencies such as cffi then come as wheels, not as sources
+    that would need the target's development headers.
+    """
+    major, minor = (int(part) for part in glibc.split(".")[:2])
+    return [
+        f"manylinux2014_{arch}",
+        *(f"manylinux_{major}_{m}_{arch}" for m in range(17, minor + 1)),
+    ]
+
+
+def _what(spec: JobSpec) -> list[str]:
+    """The source tree, or for an sdist the pinned requirement built from source."""
+    source = spec.recipe.source
+    if source.kind == "sdist":
+        return ["--no-binary", source.project, source.ref_for(spec.version)]
+    return [SOURCE_DIR]
 
 
 def template_context(spec: JobSpec) -> dict[str, Any]:
@@ -68,5 +97,7 @@ def template_context(spec: JobSpec) -> dict[str, Any]:
             build_venv=BUILD_VENV,
             sysroot=SYSROOT,
             crossenv_requirement=CROSSENV_REQUIREMENT,
+            crossenv_manylinux=_manylinux_tags(spec.target.os.glibc, spec.target.arch),
+            cross_build_requires=list(settings.cross_build_requires),
         )
     return context
