@@ -71,9 +71,8 @@ def main() -> None:
             f"{smoke['detail']}; wheel {Path(str(document.get('wheel'))).name}"
         )
     ratio = seconds["emulated"] / seconds["cross"]
-    print(
-        f"emulated / cross = {ratio:.1f}x; goal >= {GOAL:.0f}x: {'met' if ratio >= GOAL else 'NOT met'}"
-    )
+    verdict = "met" if ratio >= GOAL else "NOT met"
+    print(f"emulated / cross = {ratio:.1f}x; goal >= {GOAL:.0f}x: {verdict}")
 
 
 if __name__ == "__main__":
