@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from pathlib import Path
 from typing import Any
@@ -338,8 +339,6 @@ def cmd_report(args: argparse.Namespace, catalog: Catalog) -> int:
     if args.html is not None:
         args.html.mkdir(parents=True, exist_ok=True)
         (args.html / "index.html").write_text(render_html(document), encoding="utf-8")
-        import json
-
         (args.html / "report.json").write_text(json.dumps(document, indent=2) + "\n")
         console.info(f"wrote {args.html / 'index.html'} and report.json")
     if args.json:

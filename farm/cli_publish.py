@@ -19,7 +19,7 @@ from farm.localregistry import DEFAULT_PORT, LOCAL, LocalRegistry
 from farm.models import Target
 from farm.paths import state_dir
 from farm.pipeline import PublishTarget
-from farm.process import command_line
+from farm.process import command_line, stream
 from farm.publish import PublishedWheel, PublishRequest, RetryPolicy, publish_wheel
 from farm.registries import (
     DevpiRegistry,
@@ -294,8 +294,6 @@ def cmd_registry_serve(args: argparse.Namespace, catalog: Catalog) -> int:
             f"serving {local.packages} on http://127.0.0.1:{args.port}/simple/ "
             f"(user {credentials.username}; password in {credentials.source}); Ctrl-C stops"
         )
-        from farm.process import stream
-
         result = stream(local.argv(args.port, fallback=args.fallback), on_line=console.info)
         return 0 if result.returncode in (0, -2, 130) else 1
     state = local.start(args.port, fallback=args.fallback)

@@ -58,6 +58,10 @@ class Engine:
             f"classic docker client with DOCKER_BUILDKIT=1 ({self.docker}, {self.client_version})"
         )
 
+    def run_argv(self, platform: str, network: str, *options: str) -> list[str]:
+        """``docker run`` of a throw-away container of ``platform``; image and command follow."""
+        return [self.docker, "run", "--rm", "--platform", platform, "--network", network, *options]
+
     def build_argv(self, request: BuildRequest) -> list[str]:
         """The full BuildKit invocation for one build."""
         argv = [self.docker, "buildx", "build"] if self.kind == "buildx" else [self.docker, "build"]

@@ -61,23 +61,20 @@ def index_url_with_credentials(read_url: str, credentials: Credentials | None) -
 
 
 def install_argv(engine: Engine, target: Target, python: str, image: str) -> list[str]:
-    argv = [
-        engine.docker,
-        "run",
-        "--rm",
-        "--platform",
+    # The index may be this machine's loopback registry: the host's network. PIP_INDEX_URL
+    # takes its value (with credentials) from this process's environment, not from argv.
+    argv = engine.run_argv(
         target.platform,
-        "--network",
-        "host",  # the index may be this machine's loopback registry
+        "host",
         "-e",
-        "PIP_INDEX_URL",  # the value comes from this process's environment, not argv
+        "PIP_INDEX_URL",
         "-e",
         "FARM_REQUIREMENT",
         "-e",
         "FARM_PROJECT",
         "-e",
         "PIP_DISABLE_PIP_VERSION_CHECK=1",
-    ]
+    )
     bundle = ca_bundle()
     if bundle is not None:
         argv += ["-v", f"{bundle}:/etc/farm-ca.pem:ro", "-e", "PIP_CERT=/etc/farm-ca.pem"]

@@ -31,14 +31,14 @@ from packaging.version import InvalidVersion, Version
 
 from farm.catalog import Catalog
 from farm.compat import violations
-from farm.errors import FarmError, UsageError
+from farm.errors import FarmError
 from farm.ledger import Ledger
 from farm.models import Recipe
 from farm.network import ca_bundle
 from farm.plan import BuildJob, plan_job
 from farm.process import capture
 from farm.resources import BuilderResources
-from farm.simpleindex import TransientFailure, project_files
+from farm.simpleindex import RegistryError, TransientFailure, project_files
 
 NIGHTLY_SCHEMA_VERSION = 1
 PYPI_JSON = "https://pypi.org/pypi/{project}/json"
@@ -209,7 +209,10 @@ def index_lookup(simple_url: str, credentials: Any) -> Callable[[str, str], dict
             try:
                 files = project_files(simple_url, project, credentials)
             except TransientFailure as exc:
-                raise UsageError(f"cannot ask the registry what it holds: {exc}") from None
+                raise RegistryError(
+                    f"cannot ask the registry what it already holds: {exc}",
+                    hint="is the registry running and reachable from here?",
+                ) from None
             cache[project] = {name: remote.sha256 for name, remote in files.items()}
         return cache[project]
 

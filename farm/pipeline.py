@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from farm.baseimage import ensure_image, images_for
-from farm.build import run_build
+from farm.build import job_dir, run_build
 from farm.credentials import Credentials
 from farm.engine import Engine
 from farm.errors import FarmError
@@ -142,8 +142,6 @@ class Runner:
     ) -> None:
         self.job, self.engine, self.ledger, self.options = job, engine, ledger, options
         self.section, self.say = section, say
-        from farm.build import job_dir
-
         self.job_dir = job_dir(job, options.out_root)
         existing = None if options.force else ledger.get(job.build_key)
         self.entry = existing or new_entry(job, self.job_dir)

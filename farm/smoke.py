@@ -243,16 +243,9 @@ def run_smoke(
         check_dir = Path(scratch)
         _write_check_files(check_dir, smoke)
         argv = [
-            engine.docker,
-            "run",
-            "--rm",
-            "--platform",
-            target.platform,
-            "--network",
-            "none",
-            "-v",
-            f"{check_dir}:/farm/check:ro",
-            *_device_args(device),
+            *engine.run_argv(
+                target.platform, "none", "-v", f"{check_dir}:/farm/check:ro", *_device_args(device)
+            ),
             tag,
             *check_argv(smoke, target, device, expect_providers),
         ]
