@@ -24,7 +24,8 @@ def catalog_copy(tmp_path: Path) -> Path:
     """A writable copy of the built-in catalog, used as the only catalog directory."""
     copy = tmp_path / "recipes"
     shutil.copytree(data_dir("recipes"), copy)
-    shutil.copytree(REPO / "demo", tmp_path / "demo")  # the demo recipe's source tree
+    for tree in ("demo", "demo-cmake"):  # the demo recipes' source trees
+        shutil.copytree(REPO / tree, tmp_path / tree)
     return copy
 
 

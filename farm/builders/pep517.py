@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from farm.builders.cmake_cross import SYSROOT, TOOLCHAIN_FILE, toolchain_file
 from farm.jobspec import JobSpec
 from farm.models import Build, Pep517Build
 from farm.resources import BuilderResources, Parallelism
@@ -24,7 +25,6 @@ WHEEL_DIR = "/farm/wheels"
 # where the target image is copied as the sysroot.
 CROSS_VENV = "/opt/farm/cross"
 BUILD_VENV = "/opt/farm/build"
-SYSROOT = "/opt/farm/sysroot"
 CROSSENV_REQUIREMENT = "crossenv==1.6.2"
 
 
@@ -61,16 +61,18 @@ def build_argv(spec: JobSpec, *, jobs: str, nvcc_threads: str) -> list[str]:
     ]
 
 
-def _manylinux_tags(glibc: str, arch: str) -> list[str]:
-    """Every PEP 600 tag a glibc admits, from manylinux2014's 2.17 up.
+def _platform_tags(glibc: str, arch: str) -> list[str]:
+    """The target's own platform tag, then every PEP 600 tag its glibc admits from 2.17 up.
 
     crossenv's pip cannot check the target's glibc and architecture itself (it
-    runs on the build machine), so it is told which manylinux wheels the target
-    takes: build dependencies such as cffi then come as wheels, not as sources
-    that would need the target's development headers.
+    runs on the build machine), so it is told which wheels the target takes:
+    requirements such as cffi then come as wheels, not as sources that would
+    need the target's development headers. ``linux_<arch>`` is what builds are
+    tagged with before repair (scikit-build-core takes the first such tag).
     """
     major, minor = (int(part) for part in glibc.split(".")[:2])
     return [
+        f"linux_{arch}",
         f"manylinux2014_{arch}",
         *(f"manylinux_{major}_{m}_{arch}" for m in range(17, minor + 1)),
     ]
@@ -97,7 +99,9 @@ def template_context(spec: JobSpec) -> dict[str, Any]:
             build_venv=BUILD_VENV,
             sysroot=SYSROOT,
             crossenv_requirement=CROSSENV_REQUIREMENT,
-            crossenv_manylinux=_manylinux_tags(spec.target.os.glibc, spec.target.arch),
+            crossenv_platform_tags=_platform_tags(spec.target.os.glibc, spec.target.arch),
             cross_build_requires=list(settings.cross_build_requires),
+            toolchain_path=TOOLCHAIN_FILE,
+            toolchain_lines=toolchain_file(spec.target, SYSROOT).splitlines(),
         )
     return context

@@ -43,6 +43,27 @@ def test_the_demo_built_cross_repairs_and_passes_its_smoke_test(
     assert "aarch64-linux-gnu-gcc" in log
 
 
+def test_a_cmake_project_builds_cross_with_the_farms_toolchain_file(
+    host_ready: object, tmp_path: Path
+) -> None:
+    env = {"FARM_STATE_DIR": str(tmp_path / "state")}
+    result = run_farm(
+        "build", "demo-cmake", "--target", "bookworm-arm64", "--strategy", "cross",
+        "--output-dir", str(tmp_path / "out"), "--json", env=env,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    document = json.loads(result.stdout)
+    assert Path(document["wheel"]).name == (
+        "farm_demo_cmake-0.1.0-cp311-cp311-manylinux_2_24_aarch64.manylinux_2_36_aarch64.whl"
+    )
+    # The smoke test asserts the extension reports __aarch64__ and matches zlib's Adler-32.
+    (smoke,) = [s for s in document["stages"] if s["stage"] == "smoke"]
+    assert smoke["state"] == "ran"
+    dockerfile = (Path(document["job_dir"]) / "Dockerfile").read_text()
+    assert "CMAKE_TOOLCHAIN_FILE=/opt/farm/toolchain.cmake" in dockerfile
+    assert "set(CMAKE_SYSROOT /opt/farm/sysroot)" in dockerfile
+
+
 def test_onnxruntime_cross_dry_run_shows_toolchain_sysroot_and_cuda() -> None:
     result = run_farm(
         "build", "onnxruntime-gpu", "--target", "jetpack6", "--strategy", "cross", "--dry-run"

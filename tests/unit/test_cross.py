@@ -46,6 +46,10 @@ def test_the_cross_dockerfile_compiles_on_the_build_platform_against_the_sysroot
     crossenv = next(line for line in lines if "-m crossenv" in line)
     assert "--cc aarch64-linux-gnu-gcc" in crossenv
     assert "_sysconfigdata__linux_aarch64-linux-gnu.py" in crossenv
+    # The target's own tag first, then every manylinux tag glibc 2.36 admits, no higher.
+    assert "--platform-tag linux_aarch64 --platform-tag manylinux2014_aarch64" in crossenv
+    assert "manylinux_2_36_aarch64" in crossenv and "manylinux_2_37" not in crossenv
+    assert any("CMAKE_TOOLCHAIN_FILE=/opt/farm/toolchain.cmake" in line for line in lines)
     assert job.build_command[0] == "/opt/farm/cross/cross/bin/python"
     assert froms[-1] == "FROM scratch AS wheels"
 
