@@ -147,6 +147,7 @@ class Runner:
         self.entry = existing or new_entry(job, self.job_dir)
         self.result = PipelineResult(job=job, entry=self.entry)
         self._base_ready = False
+        self._hashes: dict[tuple[Path, int, int], str] = {}
 
     def run(self) -> PipelineResult:
         if not self.options.build and not self._smoke_tested():
@@ -210,11 +211,31 @@ class Runner:
         self._base_ready = True
 
     def _smoke_tested(self) -> bool:
-        recorded = self.entry.stage("repair") or {}
-        wheel = Path(recorded["wheel"]) if recorded.get("wheel") else None
-        same_test = (self.entry.stage("smoke") or {}).get("check") == self._smoke_check_digest()
-        return same_test and all(
-            self._unchanged(stage, wheel) for stage in ("repair", "inspect", "smoke")
+        wheel = self._recorded_wheel("repair")
+        return (
+            self._unchanged("repair", wheel)
+            and self._unchanged("inspect", wheel)
+            and self._smoke_current(wheel)
+        )
+
+    def _sha256(self, path: Path) -> str:
+        """sha256 of a file, read once per (path, size, mtime): reruns compare several stages
+        with the same wheel, which may be hundreds of megabytes."""
+        info = path.stat()
+        key = (path, info.st_size, info.st_mtime_ns)
+        if key not in self._hashes:
+            self._hashes[key] = sha256_of(path)
+        return self._hashes[key]
+
+    def _recorded_wheel(self, stage: str) -> Path | None:
+        recorded = self.entry.stage(stage) or {}
+        return Path(recorded["wheel"]) if recorded.get("wheel") else None
+
+    def _smoke_current(self, wheel: Path | None) -> bool:
+        """A passed smoke result for these bytes, by the recipe's current smoke test."""
+        recorded = self.entry.stage("smoke") or {}
+        return recorded.get("check") == self._smoke_check_digest() and self._unchanged(
+            "smoke", wheel
         )
 
     def _unchanged(self, stage: str, path: Path | None, registry: str | None = None) -> bool:
@@ -222,13 +243,12 @@ class Runner:
         recorded = self.entry.stage(stage, registry)
         if not self.entry.passed(stage, registry) or recorded is None or path is None:
             return False
-        return path.is_file() and recorded.get("sha256") == sha256_of(path)
+        return path.is_file() and recorded.get("sha256") == self._sha256(path)
 
     # --- stages ---------------------------------------------------------------------
 
     def _build(self) -> Path:
-        recorded = self.entry.stage("build") or {}
-        wheel = Path(recorded["wheel"]) if recorded.get("wheel") else None
+        wheel = self._recorded_wheel("build")
         if self._unchanged("build", wheel):
             assert wheel is not None  # noqa: S101 - _unchanged checked it
             self._skip("build", f"built for key {self.job.build_key[:12]} (ledger), {wheel.name}")
@@ -244,15 +264,14 @@ class Runner:
             wheel = built.wheels[0]
             details.update(
                 wheel=str(wheel),
-                sha256=sha256_of(wheel),
+                sha256=self._sha256(wheel),
                 log=str(built.log),
                 summary=f"{wheel.name} in {built.duration_s:.0f} s",
             )
         return wheel
 
     def _repair(self, built: Path) -> Path:
-        recorded = self.entry.stage("repair") or {}
-        wheel = Path(recorded["wheel"]) if recorded.get("wheel") else None
+        wheel = self._recorded_wheel("repair")
         if self._unchanged("repair", wheel):
             assert wheel is not None  # noqa: S101
             self._skip("repair", f"{wheel.name} already repaired for this key")
@@ -271,7 +290,7 @@ class Runner:
                 )
             details.update(
                 wheel=str(repaired.wheel),
-                sha256=sha256_of(repaired.wheel),
+                sha256=self._sha256(repaired.wheel),
                 size=repaired.size_after,
                 size_before=repaired.size_before,
                 summary=f"{repaired.size_before:,} -> {repaired.size_after:,} bytes",
@@ -294,7 +313,7 @@ class Runner:
             )
             if not report.compatible:
                 raise FarmError(f"{wheel.name} does not fit {target.name}: {report.problems[0]}")
-            details.update(sha256=sha256_of(wheel), summary="compatible")
+            details.update(sha256=self._sha256(wheel), summary="compatible")
 
     def _smoke_check_digest(self) -> str:
         """The smoke test's definition: a changed test must run again on the same bytes."""
@@ -302,9 +321,7 @@ class Runner:
         return hashlib.sha256(smoke.model_dump_json().encode()).hexdigest()
 
     def _smoke(self, wheel: Path) -> None:
-        recorded = self.entry.stage("smoke") or {}
-        same_test = recorded.get("check") == self._smoke_check_digest()
-        if same_test and self._unchanged("smoke", wheel):
+        if self._smoke_current(wheel):
             self._skip("smoke", "passed for these bytes (ledger)")
             return
         spec = self.job.spec
@@ -328,7 +345,7 @@ class Runner:
                     f"smoke check {failure['name']} failed on {report.target}: {failure['detail']}"
                 )
             details.update(
-                sha256=sha256_of(wheel),
+                sha256=self._sha256(wheel),
                 check=self._smoke_check_digest(),
                 summary=f"passed ({report.environment})",
             )
@@ -372,7 +389,7 @@ class Runner:
             self.say,
             time.sleep,
         )
-        ours = sha256_of(wheel)
+        ours = self._sha256(wheel)
         clash = files.get(wheel.name)
         if clash is None or clash.sha256 == ours:
             return wheel
