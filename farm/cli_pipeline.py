@@ -13,7 +13,7 @@ from farm.baseimage import images_for, planned_commands
 from farm.build import dry_run_commands
 from farm.catalog import Catalog
 from farm.cli_common import engine_for_dry_run, plan_from_args, preflight
-from farm.cli_publish import publish_target
+from farm.cli_publish import add_config_option, publish_target
 from farm.errors import UsageError
 from farm.ledger import Ledger
 from farm.nightly import (
@@ -28,6 +28,7 @@ from farm.paths import cache_dir, output_dir, state_dir
 from farm.pipeline import PIPELINE_SCHEMA_VERSION, PipelineOptions, PipelineResult, Runner
 from farm.plan import BuildJob
 from farm.process import command_line
+from farm.publish import credential_names, twine_argv
 from farm.report import render_html, report_document
 from farm.resources import builder_resources
 
@@ -50,7 +51,7 @@ def add_build_options(build: argparse.ArgumentParser) -> None:
         action="store_false",
         help="do not install the published wheel back from the index",
     )
-    _add_config(build)
+    add_config_option(build)
 
 
 def add_commands(commands: Any) -> None:
@@ -100,7 +101,7 @@ def add_commands(commands: Any) -> None:
     )
     nightly.add_argument("--json", action="store_true", help="print a versioned JSON document")
     nightly.add_argument("--output-dir", type=Path, metavar="DIR", help="default ./out")
-    _add_config(nightly)
+    add_config_option(nightly)
     nightly.set_defaults(handler=cmd_nightly)
 
     report = commands.add_parser(
@@ -114,10 +115,6 @@ def add_commands(commands: Any) -> None:
         "--html", type=Path, metavar="DIR", help="write DIR/index.html and DIR/report.json"
     )
     report.set_defaults(handler=cmd_report)
-
-
-def _add_config(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", type=Path, metavar="FILE", help="registry profiles file")
 
 
 # --- farm build -------------------------------------------------------------------------
@@ -186,12 +183,9 @@ def _build_dry_run(job: BuildJob, out_root: Path, as_json: bool, publish: Any) -
     ]
     commands += dry_run_commands(job, engine, out_root)
     if publish is not None:
-        commands.append(
-            command_line(
-                ["twine", "upload", "--repository-url", publish.location.upload_url, "WHEEL"],
-                {"TWINE_USERNAME": "...", "TWINE_PASSWORD": "..."} if publish.credentials else None,
-            )
-        )
+        wheel = Path("WHEEL")  # named by the build
+        argv = twine_argv(publish.location, wheel)
+        commands.append(command_line(argv, credential_names(publish.credentials)))
     if as_json:
         console.print_json(
             {

@@ -20,7 +20,14 @@ from farm.models import Target
 from farm.paths import state_dir
 from farm.pipeline import PublishTarget
 from farm.process import command_line, stream
-from farm.publish import PublishedWheel, PublishRequest, RetryPolicy, publish_wheel
+from farm.publish import (
+    PublishedWheel,
+    PublishRequest,
+    RetryPolicy,
+    credential_names,
+    publish_wheel,
+    twine_argv,
+)
 from farm.registries import (
     DevpiRegistry,
     GitlabRegistry,
@@ -43,7 +50,7 @@ def add_commands(commands: Any) -> None:
     _add_index_config(commands)
 
 
-def _add_config(parser: argparse.ArgumentParser) -> None:
+def add_config_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--config",
         type=Path,
@@ -78,7 +85,7 @@ def _add_publish(commands: Any) -> None:
         "--dry-run", action="store_true", help="show the index, credentials source and command"
     )
     publish.add_argument("--json", action="store_true", help="print a versioned JSON document")
-    _add_config(publish)
+    add_config_option(publish)
     publish.set_defaults(handler=cmd_publish)
 
 
@@ -109,7 +116,7 @@ def _add_registry(commands: Any) -> None:
     listing = actions.add_parser("list", help="the registry profiles and their index URLs")
     listing.add_argument("-t", "--target", help="resolve per-target routes for this target")
     listing.add_argument("--json", action="store_true", help="print JSON")
-    _add_config(listing)
+    add_config_option(listing)
     listing.set_defaults(handler=cmd_registry_list)
 
 
@@ -135,7 +142,7 @@ def _add_index_config(commands: Any) -> None:
         metavar="VERSION",
         help="pin this version (default: the recipe's default for the target)",
     )
-    _add_config(index)
+    add_config_option(index)
     index.set_defaults(handler=cmd_index_config)
 
 
@@ -255,16 +262,15 @@ def _publish_dry_run(requests: list[PublishRequest], as_json: bool) -> int:
 
 def _dry_run_entry(request: PublishRequest) -> dict[str, Any]:
     location = request.location
-    argv = ["twine", "upload", "--non-interactive", "--repository-url", location.upload_url]
-    # The values stay in the environment of the real run; the plan shows only their names.
-    env = {"TWINE_USERNAME": "...", "TWINE_PASSWORD": "..."} if request.credentials else None
     return {
         "wheel": str(request.wheel),
         "registry": location.registry,
         "upload_url": location.upload_url,
         "simple_url": location.simple_url,
         "credentials": request.credentials.source if request.credentials else None,
-        "command": command_line([*argv, str(request.wheel)], env),
+        "command": command_line(
+            twine_argv(location, request.wheel), credential_names(request.credentials)
+        ),
     }
 
 

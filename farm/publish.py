@@ -304,11 +304,9 @@ def _upload(
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def _twine_upload(
-    request: PublishRequest, local: LocalWheel, on_line: Callable[[str], None]
-) -> str | None:
-    """One twine run: None on success, a transient failure's reason, or raise."""
-    argv = [
+def twine_argv(location: IndexLocation, wheel: Path) -> list[str]:
+    """The upload command; credentials go in its environment (see credential_names)."""
+    return [
         sys.executable,
         "-m",
         "twine",
@@ -316,9 +314,23 @@ def _twine_upload(
         "--non-interactive",
         "--disable-progress-bar",
         "--repository-url",
-        request.location.upload_url,
-        str(local.path),
+        location.upload_url,
+        str(wheel),
     ]
+
+
+def credential_names(credentials: Credentials | None) -> dict[str, str] | None:
+    """What a dry run shows of the credentials twine gets: the variables, not their values."""
+    if credentials is None:
+        return None
+    return dict.fromkeys(credentials.environment(), "...")
+
+
+def _twine_upload(
+    request: PublishRequest, local: LocalWheel, on_line: Callable[[str], None]
+) -> str | None:
+    """One twine run: None on success, a transient failure's reason, or raise."""
+    argv = twine_argv(request.location, local.path)
     env = {"TWINE_NON_INTERACTIVE": "1"}
     if request.credentials is not None:
         env.update(request.credentials.environment())
