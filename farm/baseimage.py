@@ -12,14 +12,16 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from farm.cudastack import assemble, assemble_runtime, toolkit_tarball
 from farm.engine import BuildRequest, Engine, image_exists
-from farm.errors import EnvironmentProblem, FarmError
+from farm.errors import FarmError
 from farm.models import BaseImage as ImageModel
 from farm.models import Bootstrap, Target
 from farm.process import Finished, stream
@@ -44,6 +46,8 @@ def mmdebstrap_argv(bootstrap: Bootstrap, tarball: Path) -> list[str]:
         # extension, and anything it does not know becomes a directory.
         "--format=tar",
     ]
+    if bootstrap.components != ("main",):
+        argv.append("--components=" + ",".join(bootstrap.components))
     if bootstrap.include:
         argv.append("--include=" + ",".join(bootstrap.include))
     argv += [bootstrap.suite, str(tarball)]
@@ -53,36 +57,87 @@ def mmdebstrap_argv(bootstrap: Bootstrap, tarball: Path) -> list[str]:
 
 
 @dataclass(frozen=True, kw_only=True)
+class Layer:
+    """A tarball an image is made of, and how it is made when the cache lacks it."""
+
+    tarball: Path
+    make: Callable[[Path, Callable[[str], None]], None]
+    plan: tuple[list[str], ...] = ()  # the commands it runs, for dry runs
+
+
+@dataclass(frozen=True, kw_only=True)
 class ImageSource:
     """An image a job needs, with the platform it is for and how to make it locally."""
 
-    name: str  # names the cached root filesystem
+    name: str  # names the cached tarballs
     platform: str
-    image: ImageModel
+    reference: str
+    layers: tuple[Layer, ...] = ()  # empty: a registry image, pulled by BuildKit
 
 
-def target_image(target: Target) -> ImageSource:
-    return ImageSource(name=target.name, platform=target.platform, image=target.base_image)
+def target_image(target: Target, cache: Path) -> ImageSource:
+    return _image(target.name, target.platform, target.base_image, cache, target)
 
 
-def builder_image(target: Target) -> ImageSource | None:
+def builder_image(target: Target, cache: Path) -> ImageSource | None:
     """The cross strategy's build-platform image, when the target has a cross toolchain."""
     if target.cross is None:
         return None
+    name = f"{target.name}-cross-builder"
+    return _image(name, target.cross.build_platform, target.cross.builder_image, cache, None)
+
+
+def stack_image(target: Target, cache: Path) -> ImageSource | None:
+    """The assembled CUDA toolkit of a target whose CUDA stack is registry packages."""
+    stack = target.cuda.stack if target.cuda is not None else None
+    if stack is None or target.cross is None:
+        return None
+
+    def make(tarball: Path, say: Callable[[str], None]) -> None:
+        assemble(stack, cache, say)
+
     return ImageSource(
-        name=f"{target.name}-cross-builder",
+        name=f"cuda-{stack.name}",
         platform=target.cross.build_platform,
-        image=target.cross.builder_image,
+        reference=target.cuda_stack_image or "",
+        layers=(Layer(tarball=toolkit_tarball(stack, cache), make=make),),
     )
 
 
-def images_for(target: Target, strategy: str) -> list[ImageSource]:
-    builder = builder_image(target) if strategy == "cross" else None
-    return [target_image(target), *([builder] if builder else [])]
+def _image(
+    name: str, platform: str, image: ImageModel, cache: Path, target: Target | None
+) -> ImageSource:
+    bootstrap = image.bootstrap
+    if bootstrap is None:
+        return ImageSource(name=name, platform=platform, reference=image.pinned)
+    rootfs = cache / "rootfs" / f"{name}-{image.bootstrap_key}.tar"
+
+    def make_rootfs(tarball: Path, say: Callable[[str], None]) -> None:
+        _bootstrap(bootstrap, tarball, say)
+
+    layers = [Layer(tarball=rootfs, make=make_rootfs, plan=(mmdebstrap_argv(bootstrap, rootfs),))]
+    if image.runtime_packages and target is not None:
+        packages, triplet = image.runtime_packages, _triplet(target)
+
+        def make_runtime(tarball: Path, say: Callable[[str], None]) -> None:
+            assemble_runtime(packages, triplet, tarball, cache, say)
+
+        runtime = cache / "rootfs" / f"{name}-runtime-{image.image_key}.tar"
+        layers.append(Layer(tarball=runtime, make=make_runtime))
+    return ImageSource(name=name, platform=platform, reference=image.pinned, layers=tuple(layers))
 
 
-def tarball_path(source: ImageSource, cache: Path) -> Path:
-    return cache / "rootfs" / f"{source.name}-{source.image.bootstrap_key}.tar"
+def _triplet(target: Target) -> str:
+    return target.cross.triplet if target.cross is not None else f"{target.arch}-linux-gnu"
+
+
+def images_for(target: Target, strategy: str, cache: Path) -> list[ImageSource]:
+    sources = [target_image(target, cache)]
+    if strategy == "cross":
+        sources += [
+            image for image in (builder_image(target, cache), stack_image(target, cache)) if image
+        ]
+    return sources
 
 
 def load_request(source: ImageSource, context: Path) -> BuildRequest:
@@ -90,50 +145,49 @@ def load_request(source: ImageSource, context: Path) -> BuildRequest:
         dockerfile=context / "Dockerfile",
         context=context,
         platform=source.platform,
-        tag=source.image.pinned,
+        tag=source.reference,
         use_registry_cache=False,
     )
 
 
 def planned_commands(
-    sources: list[ImageSource], engine: Engine, cache: Path
+    sources: list[ImageSource], engine: Engine
 ) -> list[tuple[list[str], dict[str, str]]]:
     """What :func:`ensure_image` would run when nothing is cached, with each one's env."""
-    commands = []
+    commands: list[tuple[list[str], dict[str, str]]] = []
     for source in sources:
-        bootstrap = source.image.bootstrap
-        if bootstrap is None or image_exists(engine, source.image.pinned):
+        if not source.layers or image_exists(engine, source.reference):
             continue
-        context = cache / "rootfs" / "load-context"
-        commands += [
-            (mmdebstrap_argv(bootstrap, tarball_path(source, cache)), {}),
-            (engine.build_argv(load_request(source, context)), engine.env),
-        ]
+        for layer in source.layers:
+            commands += [(argv, {}) for argv in layer.plan]
+        context = source.layers[0].tarball.parent / "load-context"
+        commands.append((engine.build_argv(load_request(source, context)), engine.env))
     return commands
 
 
 def ensure_base_image(
     target: Target, engine: Engine, cache: Path, on_line: Callable[[str], None]
 ) -> BaseImage:
-    return ensure_image(target_image(target), engine, cache, on_line)
+    return ensure_image(target_image(target, cache), engine, on_line)
 
 
-def ensure_image(
-    source: ImageSource, engine: Engine, cache: Path, on_line: Callable[[str], None]
-) -> BaseImage:
+def ensure_image(source: ImageSource, engine: Engine, on_line: Callable[[str], None]) -> BaseImage:
     started = time.monotonic()
-    reference = source.image.pinned
-    bootstrap = source.image.bootstrap
-    if bootstrap is None or image_exists(engine, reference):
+    reference = source.reference
+    if not source.layers or image_exists(engine, reference):
         return BaseImage(reference=reference, tarball=None, action="reused", duration_s=0.0)
-    tarball = tarball_path(source, cache)
     action = "loaded"
-    if not tarball.is_file():
-        _bootstrap(bootstrap, tarball, on_line)
-        action = "bootstrapped"
-    _load(source, engine, tarball, on_line)
+    for layer in source.layers:
+        if not layer.tarball.is_file():
+            layer.tarball.parent.mkdir(parents=True, exist_ok=True)
+            layer.make(layer.tarball, on_line)
+            action = "bootstrapped"
+    _load(source, engine, on_line)
     return BaseImage(
-        reference=reference, tarball=tarball, action=action, duration_s=time.monotonic() - started
+        reference=reference,
+        tarball=source.layers[0].tarball,
+        action=action,
+        duration_s=time.monotonic() - started,
     )
 
 
@@ -153,20 +207,22 @@ def _bootstrap(bootstrap: Bootstrap, tarball: Path, on_line: Callable[[str], Non
             partial.unlink()
 
 
-def _load(
-    source: ImageSource, engine: Engine, tarball: Path, on_line: Callable[[str], None]
-) -> None:
-    with tempfile.TemporaryDirectory(prefix="farm-rootfs-", dir=tarball.parent) as scratch:
+def _load(source: ImageSource, engine: Engine, on_line: Callable[[str], None]) -> None:
+    first = source.layers[0].tarball
+    with tempfile.TemporaryDirectory(prefix="farm-image-", dir=first.parent) as scratch:
         context = Path(scratch)
-        try:
-            os.link(tarball, context / "rootfs.tar")  # same directory tree: no copy
-        except OSError:
-            raise EnvironmentProblem(f"cannot hard-link {tarball} into {context}") from None
-        (context / "Dockerfile").write_text(
-            'FROM scratch\nADD rootfs.tar /\nCMD ["/bin/sh"]\n', encoding="utf-8"
-        )
+        lines = ["FROM scratch"]
+        for index, layer in enumerate(source.layers):
+            name = f"layer{index}.tar"
+            try:
+                os.link(layer.tarball, context / name)  # same file system: no copy
+            except OSError:
+                shutil.copyfile(layer.tarball, context / name)
+            lines.append(f"ADD {name} /")
+        lines.append('CMD ["/bin/sh"]')
+        (context / "Dockerfile").write_text("\n".join(lines) + "\n", encoding="utf-8")
         result = stream(
             engine.build_argv(load_request(source, context)), on_line=on_line, env=engine.env
         )
     if result.returncode != 0:
-        raise FarmError(f"loading {source.image.pinned} failed: {result.failing_line()}")
+        raise FarmError(f"loading {source.reference} failed: {result.failing_line()}")

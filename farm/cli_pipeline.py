@@ -177,10 +177,8 @@ def _report_build(result: PipelineResult, as_json: bool, duration_s: float) -> i
 def _build_dry_run(job: BuildJob, out_root: Path, as_json: bool, publish: Any) -> int:
     engine = engine_for_dry_run()
     target = job.spec.target
-    sources = images_for(target, job.strategy)
-    commands = [
-        command_line(argv, env) for argv, env in planned_commands(sources, engine, cache_dir())
-    ]
+    sources = images_for(target, job.strategy, cache_dir())
+    commands = [command_line(argv, env) for argv, env in planned_commands(sources, engine)]
     commands += dry_run_commands(job, engine, out_root)
     if publish is not None:
         wheel = Path("WHEEL")  # named by the build

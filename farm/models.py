@@ -34,6 +34,7 @@ AbsolutePath = Annotated[str, StringConstraints(pattern=r"^/\S*$")]
 # CMAKE_CUDA_ARCHITECTURES entries: "87", "87-real" (SASS only), "87-virtual" (PTX only).
 CudaArch = Annotated[str, StringConstraints(pattern=r"^\d{2,3}[a-z]?(-real|-virtual)?$")]
 Digest = Annotated[str, StringConstraints(pattern=r"^sha256:[0-9a-f]{64}$")]
+Sha256 = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
 
 
 def _pep440(value: str) -> str:
@@ -82,10 +83,86 @@ class OperatingSystem(FrozenModel):
     glibc: DottedVersion
 
 
+def _relative_path(value: str) -> str:
+    parts = value.split("/")
+    if not value or value.startswith("/") or ".." in parts or any(c.isspace() for c in value):
+        raise ValueError(f"{value!r} is not a relative path without '..' or spaces")
+    return value
+
+
+# A path inside a package archive or below a toolkit's home.
+RelativePath = Annotated[str, AfterValidator(_relative_path)]
+
+
+class StackPackage(FrozenModel):
+    """One registry package of a CUDA stack, pinned by version, file and sha256.
+
+    ``place`` maps a directory inside the package (a wheel's ``nvidia/cu13/lib/``, a
+    Debian package's ``usr/bin/``) to a directory below the toolkit's home; ``{target}``
+    in a destination stands for the stack's ``target_dir`` (the aarch64 tree). Files
+    outside every mapped directory are not taken.
+    """
+
+    registry: Literal["debian", "pypi"]
+    name: Name
+    version: str = Field(min_length=1)
+    file: RelativePath  # a wheel's file name, or a Debian package's pool path
+    sha256: Sha256
+    place: dict[RelativePath, RelativePath] = Field(min_length=1)
+
+    @property
+    def file_name(self) -> str:
+        return self.file.rsplit("/", 1)[-1]
+
+    @model_validator(mode="after")
+    def _file_matches(self) -> StackPackage:
+        name = self.file_name
+        suffix = ".whl" if self.registry == "pypi" else ".deb"
+        if not name.endswith(suffix):
+            raise FieldRuleError("file", f"a {self.registry} package file ends in {suffix}")
+        expected = self.name.replace("-", "_") if self.registry == "pypi" else self.name
+        if not name.startswith(f"{expected}_" if self.registry == "debian" else f"{expected}-"):
+            raise FieldRuleError("file", f"{name!r} is not a file of package {self.name!r}")
+        return self
+
+
+class CudaStack(FrozenModel):
+    """A CUDA stack assembled from registry packages instead of taken from an image.
+
+    The assembled toolkit has NVIDIA's layout: build-machine tools in ``bin/`` and
+    ``nvvm/``, the target's headers and libraries in ``target_dir``. ``release`` is
+    what nvcc and the target's CUDA runtime headers must both report.
+    """
+
+    name: Name
+    release: DottedVersion
+    target_dir: RelativePath = "targets/sbsa-linux"
+    packages: tuple[StackPackage, ...] = Field(min_length=1)
+
+    @property
+    def key(self) -> str:
+        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True)
+        return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+# Where an assembled CUDA stack (CudaStack) is mounted in the cross builder.
+STACK_HOME = "/opt/farm/cuda"
+
+
 class CudaToolkit(FrozenModel):
     version: DottedVersion
     home: AbsolutePath
     architectures: tuple[CudaArch, ...] = Field(min_length=1)
+    # None: the image provides CUDA (NVIDIA's images in production).
+    stack: CudaStack | None = None
+
+    @model_validator(mode="after")
+    def _stack_release(self) -> CudaToolkit:
+        if self.stack is not None and self.stack.release != self.version:
+            raise FieldRuleError(
+                "stack.release", f"{self.stack.release} is not the target's CUDA {self.version}"
+            )
+        return self
 
 
 class SystemLibrary(FrozenModel):
@@ -103,6 +180,7 @@ class Bootstrap(FrozenModel):
     variant: Literal["extract", "custom", "essential", "apt", "minbase", "buildd", "important"]
     architecture: Literal["arm64", "amd64"]
     include: tuple[str, ...] = ()
+    components: tuple[Name, ...] = ("main",)
     mirror: str | None = None
 
 
@@ -122,6 +200,9 @@ class BaseImage(FrozenModel):
     reference: str = Field(min_length=1)
     digest: Digest | None = None
     bootstrap: Bootstrap | None = None
+    # Registry packages whose shared libraries a bootstrapped image provides in
+    # /usr/lib/<triplet> (a stand-in's CUDA runtime and cuDNN, as JetPack's image does).
+    runtime_packages: tuple[StackPackage, ...] = ()
 
     @property
     def bootstrap_key(self) -> str | None:
@@ -132,6 +213,23 @@ class BaseImage(FrozenModel):
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
     @property
+    def image_key(self) -> str | None:
+        """The tag of a bootstrapped image: its root filesystem plus any runtime packages."""
+        if self.bootstrap_key is None or not self.runtime_packages:
+            return self.bootstrap_key
+        runtime = [package.sha256 for package in self.runtime_packages]
+        canonical = json.dumps([self.bootstrap_key, runtime])
+        return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+    @model_validator(mode="after")
+    def _runtime_needs_bootstrap(self) -> BaseImage:
+        if self.runtime_packages and self.bootstrap is None:
+            raise FieldRuleError(
+                "runtime_packages", "only a bootstrapped image can be given runtime packages"
+            )
+        return self
+
+    @property
     def pinned(self) -> str:
         """The reference as a Dockerfile ``FROM`` should use it.
 
@@ -139,8 +237,8 @@ class BaseImage(FrozenModel):
         image is tagged with the hash of its bootstrap recipe, so changing the
         package list gives a new image and a new build key.
         """
-        if self.bootstrap_key is not None:
-            return f"{self.reference}:{self.bootstrap_key}"
+        if self.image_key is not None:
+            return f"{self.reference}:{self.image_key}"
         return f"{self.reference}@{self.digest}" if self.digest else self.reference
 
 
@@ -187,6 +285,9 @@ class Target(FrozenModel):
     provided_libs: tuple[str, ...] = ()
     tools: ToolsPython | None = None
     cross: CrossToolchain | None = None
+    # A stand-in: a target this machine can fetch every part of, sharing the CUDA stack of
+    # the named production target but not its OS, glibc or Python.
+    stands_in_for: Name | None = None
 
     @property
     def arch(self) -> str:
@@ -195,6 +296,26 @@ class Target(FrozenModel):
     @property
     def default_python(self) -> str:
         return self.python[0]
+
+    @property
+    def cross_cuda_home(self) -> str | None:
+        """Where the cross builder finds nvcc: the assembled stack, or the builder image's."""
+        if self.cuda is not None and self.cuda.stack is not None:
+            return STACK_HOME
+        return self.cross.cuda_home if self.cross is not None else None
+
+    @property
+    def cuda_stack_image(self) -> str | None:
+        """The local image of an assembled CUDA stack, tagged by the stack's content."""
+        stack = self.cuda.stack if self.cuda is not None else None
+        return f"farm.local/cuda-{stack.name}:{stack.key}" if stack is not None else None
+
+    @property
+    def cuda_target_dir(self) -> str:
+        """The toolkit's tree of target headers and libraries, below its home."""
+        if self.cuda is not None and self.cuda.stack is not None:
+            return self.cuda.stack.target_dir
+        return f"targets/{self.arch}-linux"
 
     def component_version(self, component: str) -> str | None:
         """Version of ``python``'s default, ``cuda``, ``cudnn`` or ``tensorrt``; None if absent."""
@@ -210,6 +331,12 @@ class Target(FrozenModel):
             raise FieldRuleError("cuda", "cudnn and tensorrt need cuda on the same target")
         if self.jetpack and not self.l4t:
             raise FieldRuleError("l4t", "a JetPack target must name its L4T release")
+        stack = self.cuda.stack if self.cuda is not None else None
+        if stack is not None and self.cross is not None and self.cross.cuda_home is not None:
+            raise FieldRuleError(
+                "cross.cuda_home",
+                f"the assembled CUDA stack is mounted at {STACK_HOME}; leave cuda_home out",
+            )
         if self.name in self.aliases:
             raise FieldRuleError("aliases", f"alias {self.name!r} repeats the target's name")
         if len(set(self.python)) != len(self.python):

@@ -205,9 +205,10 @@ class Runner:
     def _base_image(self) -> None:
         if self._base_ready:
             return
-        for source in images_for(self.job.spec.target, self.job.strategy):
-            with self.section("base_image", f"image {source.image.pinned}") as line:
-                ensure_image(source, self.engine, self.options.cache_dir, line)
+        cache = self.options.cache_dir
+        for source in images_for(self.job.spec.target, self.job.strategy, cache):
+            with self.section("base_image", f"image {source.reference}") as line:
+                ensure_image(source, self.engine, line)
         self._base_ready = True
 
     def _smoke_tested(self) -> bool:

@@ -110,8 +110,10 @@ def _cross_json(target: Target) -> dict[str, Any] | None:
         "triplet": cross.triplet,
         "cc": cross.cc,
         "cxx": cross.cxx,
-        "cuda_home": cross.cuda_home,
-        "nvcc": f"{cross.cuda_home}/bin/nvcc -ccbin {cross.cxx}" if cross.cuda_home else None,
+        "cuda_home": target.cross_cuda_home,
+        "nvcc": f"{target.cross_cuda_home}/bin/nvcc -ccbin {cross.cxx}"
+        if target.cross_cuda_home
+        else None,
     }
 
 

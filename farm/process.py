@@ -80,6 +80,8 @@ def capture(
         )
     except FileNotFoundError:
         raise EnvironmentProblem(f"{argv[0]} not found") from None
+    except OSError as exc:  # not executable here: permissions, another machine's binary
+        raise EnvironmentProblem(f"{argv[0]} cannot run: {exc.strerror}") from None
     except subprocess.TimeoutExpired:
         return Finished(
             argv=tuple(argv),

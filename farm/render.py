@@ -19,6 +19,7 @@ from farm import __version__
 from farm.builders import driver_for
 from farm.errors import CatalogError
 from farm.jobspec import JobSpec
+from farm.models import STACK_HOME
 from farm.paths import data_dir
 
 JOBS_ARG = "FARM_JOBS"
@@ -77,6 +78,8 @@ def template_context(spec: JobSpec) -> dict[str, Any]:
         "strategy": spec.strategy,
         "cross": target.cross,
         "builder_image": target.cross.builder_image.pinned if target.cross else None,
+        "cuda_stack_image": target.cuda_stack_image,
+        "cuda_stack_home": STACK_HOME,
         **driver.template_context(spec),
     }
 

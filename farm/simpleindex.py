@@ -20,6 +20,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from html.parser import HTMLParser
+from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
@@ -86,6 +87,19 @@ def download_sha256(url: str, auth: Credentials | None, *, timeout: float = 300)
     with _open(url, auth, timeout=timeout, accept="*/*") as response:
         while chunk := response.read(CHUNK):
             digest.update(chunk)
+    return digest.hexdigest()
+
+
+def download(url: str, dest: Path, *, timeout: float = 300) -> str:
+    """Stream ``url`` into ``dest`` and return the sha256 of what was written."""
+    digest = hashlib.sha256()
+    try:
+        with _open(url, None, timeout=timeout, accept="*/*") as response, dest.open("wb") as out:
+            while chunk := response.read(CHUNK):
+                digest.update(chunk)
+                out.write(chunk)
+    except _NotFound:
+        raise RegistryError(f"{_safe(url)}: HTTP 404 Not Found") from None
     return digest.hexdigest()
 
 

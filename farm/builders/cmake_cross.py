@@ -36,12 +36,17 @@ def toolchain_file(target: Target, sysroot: str = SYSROOT) -> str:
         "set(CMAKE_FIND_ROOT_PATH_MODE_INCLUDE ONLY)",
         "set(CMAKE_FIND_ROOT_PATH_MODE_PACKAGE ONLY)",
     ]
-    if cross.cuda_home is not None and target.cuda is not None:
-        cuda_target = f"{cross.cuda_home}/targets/{processor}-linux"
+    cuda_home = target.cross_cuda_home
+    if cuda_home is not None and target.cuda is not None:
+        cuda_target = f"{cuda_home}/{target.cuda_target_dir}"
         lines += [
-            f"set(CMAKE_CUDA_COMPILER {cross.cuda_home}/bin/nvcc)",
+            f"set(CMAKE_CUDA_COMPILER {cuda_home}/bin/nvcc)",
             f"set(CMAKE_CUDA_HOST_COMPILER {cross.cxx})",
-            f"set(CUDAToolkit_ROOT {cross.cuda_home})",
+            # The target's SM architectures, unless a project sets its own.
+            "if(NOT DEFINED CMAKE_CUDA_ARCHITECTURES)",
+            f'  set(CMAKE_CUDA_ARCHITECTURES "{";".join(target.cuda.architectures)}")',
+            "endif()",
+            f"set(CUDAToolkit_ROOT {cuda_home})",
             f"set(CUDAToolkit_TARGET_DIR {cuda_target})",
             f"list(APPEND CMAKE_FIND_ROOT_PATH {cuda_target})",
             f'set(CMAKE_CUDA_FLAGS_INIT "-ccbin {cross.cxx}")',

@@ -73,8 +73,8 @@ def _homes(spec: JobSpec) -> dict[str, str]:
     }
     if spec.strategy == "cross" and target.cross is not None:
         homes = {name: f"{SYSROOT}{home}" for name, home in homes.items()}
-        if target.cross.cuda_home is not None:
-            homes["cuda"] = target.cross.cuda_home
+        if target.cross_cuda_home is not None:
+            homes["cuda"] = target.cross_cuda_home
     return homes
 
 

@@ -16,13 +16,20 @@ def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]
     return code, out, err
 
 
-def test_targets_json_lists_the_four_targets(capsys: pytest.CaptureFixture[str]) -> None:
+def test_targets_json_lists_every_target(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = _run(capsys, "targets", "--json")
     assert code == 0
     document = json.loads(out)
     assert document["schema_version"] == 1
     by_name = {t["name"]: t for t in document["targets"]}
-    assert set(by_name) == {"jetpack5", "jetpack6", "jetpack7", "bookworm-arm64"}
+    assert set(by_name) == {
+        "jetpack5",
+        "jetpack6",
+        "jetpack7",
+        "bookworm-arm64",
+        "standin-cuda12",
+        "standin-cuda13",
+    }
     jp6 = by_name["jetpack6"]
     assert (
         jp6["cuda"]["version"],

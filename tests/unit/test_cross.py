@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from farm.baseimage import images_for
@@ -54,10 +56,27 @@ def test_the_cross_dockerfile_compiles_on_the_build_platform_against_the_sysroot
     assert froms[-1] == "FROM scratch AS wheels"
 
 
-def test_a_cross_job_needs_the_builder_image_too(catalog: Catalog) -> None:
+def test_a_cross_job_needs_the_builder_image_too(catalog: Catalog, tmp_path: Path) -> None:
     target = catalog.targets["bookworm-arm64"].model
-    assert [s.platform for s in images_for(target, "cross")] == ["linux/arm64", "linux/amd64"]
-    assert [s.platform for s in images_for(target, "emulated")] == ["linux/arm64"]
+    cross = images_for(target, "cross", tmp_path)
+    assert [s.platform for s in cross] == ["linux/arm64", "linux/amd64"]
+    assert [s.platform for s in images_for(target, "emulated", tmp_path)] == ["linux/arm64"]
+
+
+def test_a_stand_in_cross_job_also_needs_its_assembled_cuda_stack(
+    catalog: Catalog, tmp_path: Path
+) -> None:
+    target = catalog.targets["standin-cuda12"].model
+    sources = images_for(target, "cross", tmp_path)
+    assert [s.platform for s in sources] == ["linux/arm64", "linux/amd64", "linux/amd64"]
+    stack = sources[2]
+    assert stack.reference == target.cuda_stack_image
+    assert stack.layers[0].tarball.parent == tmp_path / "toolkits"
+    # The target image is its root filesystem plus the CUDA runtime the device provides.
+    assert [layer.tarball.name.split("-")[-2] for layer in sources[0].layers] == [
+        "cuda12",
+        "runtime",
+    ]
 
 
 def test_cmake_toolchain_for_a_cuda_target(catalog: Catalog) -> None:

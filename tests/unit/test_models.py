@@ -14,8 +14,15 @@ def _target_data(catalog: Catalog, name: str) -> dict[str, Any]:
     return copy.deepcopy(catalog.targets[name].model.model_dump(mode="json"))
 
 
-def test_builtin_catalog_has_the_four_targets(catalog: Catalog) -> None:
-    assert set(catalog.targets) == {"jetpack5", "jetpack6", "jetpack7", "bookworm-arm64"}
+def test_builtin_catalog_has_the_jetpacks_and_the_stand_ins(catalog: Catalog) -> None:
+    assert set(catalog.targets) == {
+        "jetpack5",
+        "jetpack6",
+        "jetpack7",
+        "bookworm-arm64",
+        "standin-cuda12",
+        "standin-cuda13",
+    }
 
 
 @pytest.mark.parametrize(
