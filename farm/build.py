@@ -27,9 +27,11 @@ from typing import Any
 from farm.engine import BuildRequest, Engine
 from farm.errors import EnvironmentProblem, FarmError
 from farm.network import network_secrets, proxy_build_args
+from farm.paths import cache_dir
 from farm.plan import BuildJob
 from farm.process import Finished, command_line, stream, write_script
 from farm.records import write_record
+from farm.sources import prepare_context
 
 
 class BuildFailed(FarmError):
@@ -70,7 +72,11 @@ def dry_run_commands(job: BuildJob, engine: Engine, out_root: Path) -> list[str]
 
 
 def run_build(
-    job: BuildJob, engine: Engine, out_root: Path, on_line: Callable[[str], None]
+    job: BuildJob,
+    engine: Engine,
+    out_root: Path,
+    on_line: Callable[[str], None],
+    cache: Path | None = None,
 ) -> BuildResult:
     directory = job_dir(job, out_root)
     directory.mkdir(parents=True, exist_ok=True)
@@ -80,7 +86,7 @@ def run_build(
     started = time.monotonic()
     with (
         tempfile.TemporaryDirectory(prefix=".partial-", dir=directory) as partial,
-        _context(job, directory) as context,
+        _context(job, directory, cache or cache_dir(), on_line) as context,
     ):
         request = build_request(job, dockerfile, Path(partial) / "wheels", context)
         argv = engine.build_argv(request)
@@ -103,13 +109,17 @@ def run_build(
 
 
 @contextlib.contextmanager
-def _context(job: BuildJob, directory: Path) -> Any:
-    """The source tree for repository-kept sources, else an empty directory."""
-    if job.spec.context_dir is not None:
-        yield job.spec.context_dir
+def _context(job: BuildJob, directory: Path, cache: Path, on_line: Callable[[str], None]) -> Any:
+    """The source tree for repository-kept sources, else a directory with what
+    :func:`farm.sources.prepare_context` fetched (archive, patches, dependencies)."""
+    spec = job.spec
+    if spec.context_dir is not None:
+        yield spec.context_dir
         return
-    with tempfile.TemporaryDirectory(prefix=".context-", dir=directory) as empty:
-        yield Path(empty)
+    with tempfile.TemporaryDirectory(prefix=".context-", dir=directory) as scratch:
+        context = Path(scratch)
+        prepare_context(spec.recipe, spec.recipe_path, spec.version, context, cache, on_line)
+        yield context
 
 
 def _publish_wheels(exported: Path, final: Path, log_path: Path) -> list[Path]:

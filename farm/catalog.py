@@ -115,6 +115,7 @@ def _check_names(catalog: Catalog) -> None:
             ("smoke.expect_providers", getattr(recipe.smoke, "expect_providers", {})),
             ("nightly_targets", {name: None for name in recipe.nightly_targets}),
             ("strategy", recipe.strategy),
+            ("overrides", recipe.overrides),
         ):
             for name in names:
                 if name != "*" and name not in catalog.targets:

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from farm.errors import EnvironmentProblem, UsageError
-from farm.models import CudaStack, StackPackage
+from farm.models import CudaStack, StackPackage, StackPatch
 from farm.process import capture
 from farm.simpleindex import RegistryError, TransientFailure, download, project_files
 
@@ -93,22 +93,28 @@ def fetch(package: StackPackage, cache: Path, say: Progress) -> Path:
     final = downloaded_path(package, cache)
     if final.is_file():
         return final
+    label = f"{package.name} {package.version}"
+    return fetch_url(_resolve(package), package.sha256, final, label, say)
+
+
+def fetch_url(url: str, sha256: str, final: Path, label: str, say: Progress) -> Path:
+    """Download ``url`` to ``final`` unless it is there; refuse bytes other than pinned."""
+    if final.is_file():
+        return final
     final.parent.mkdir(parents=True, exist_ok=True)
-    url = _resolve(package)
-    say(f"fetching {package.name} {package.version} ({package.file_name})")
+    say(f"fetching {label} ({final.name})")
     partial = final.with_name(f".{final.name}.{os.getpid()}.partial")
     try:
         got = download(url, partial)
-        if got != package.sha256:
+        if got != sha256:
             raise StackError(
-                f"{package.name} {package.version}: {package.file_name} has sha256 {got}, "
-                f"but the stack pins {package.sha256}",
+                f"{label}: {final.name} has sha256 {got}, but {sha256} is pinned",
                 hint="the registry serves other bytes than were pinned; check the pin",
             )
         partial.replace(final)
     except (TransientFailure, RegistryError) as exc:
         raise EnvironmentProblem(
-            f"cannot fetch {package.name} {package.version}: {exc}",
+            f"cannot fetch {label}: {exc}",
             hint=f"set {DEBIAN_MIRROR_ENV} or {PYPI_INDEX_ENV} to a reachable mirror",
         ) from None
     finally:
@@ -284,8 +290,14 @@ def add_unversioned_links(lib: Path) -> list[str]:
     return made
 
 
-def nvcc_profile(target_dir: str) -> str:
-    """nvcc's configuration for this layout: tools beside nvcc, the target tree for code."""
+def nvcc_profile(target_dir: str, include_first: tuple[str, ...] = ()) -> str:
+    """nvcc's configuration for this layout: tools beside nvcc, the target tree for code.
+
+    The target directory is written out, not ``$(_TARGET_DIR_)``: CMake asks nvcc for
+    its include and library directories without the cross host compiler, and nvcc
+    would then answer with the build machine's tree.
+    """
+    first = "".join(f'"-I$(TOP)/{path}" ' for path in include_first)
     return (
         "# Written by farm for an assembled cross toolkit (see nvcc's documentation,\n"
         "# 'nvcc.profile'): tools in bin/ and nvvm/, the target's tree in " + target_dir + ".\n"
@@ -293,7 +305,7 @@ def nvcc_profile(target_dir: str) -> str:
         "NVVMIR_LIBRARY_DIR = $(TOP)/nvvm/libdevice\n"
         "LD_LIBRARY_PATH += $(TOP)/nvvm/lib64:$(TOP)/lib:\n"
         "PATH            += $(TOP)/nvvm/bin:$(_HERE_):\n"
-        f'INCLUDES        +=  "-I$(TOP)/{target_dir}/include" $(_SPACE_)\n'
+        f'INCLUDES        +=  {first}"-I$(TOP)/{target_dir}/include" $(_SPACE_)\n'
         f'LIBRARIES        =+ $(_SPACE_) "-L$(TOP)/{target_dir}/lib/stubs" '
         f'"-L$(TOP)/{target_dir}/lib"\n'
         "CUDAFE_FLAGS    +=\n"
@@ -336,13 +348,37 @@ def lay_out(stack: CudaStack, cache: Path, root: Path, say: Progress) -> dict[st
     if linked:
         say(f"linked {', '.join(linked)}")
     (root / "bin").mkdir(parents=True, exist_ok=True)
-    (root / "bin" / "nvcc.profile").write_text(nvcc_profile(stack.target_dir), encoding="utf-8")
+    include_first = tuple(
+        path.replace("{target}", stack.target_dir) for path in stack.include_first
+    )
+    profile = nvcc_profile(stack.target_dir, include_first)
+    (root / "bin" / "nvcc.profile").write_text(profile, encoding="utf-8")
+    for patch in stack.patches:
+        apply_patch(stack, patch, root)
     # nvcc and CMake also look for the aarch64 tree under its Jetson name.
     alias = root / "targets" / "aarch64-linux"
     if stack.target_dir != "targets/aarch64-linux" and not alias.exists():
         alias.parent.mkdir(parents=True, exist_ok=True)
         alias.symlink_to(PurePosixPath(stack.target_dir).name)
     return providers
+
+
+def apply_patch(stack: CudaStack, patch: StackPatch, root: Path) -> None:
+    directory = root / patch.directory.replace("{target}", stack.target_dir)
+    try:
+        result = capture(
+            ["patch", "-p1", "--forward", "--batch", "-d", str(directory), "-i", "/dev/stdin"],
+            stdin=patch.diff,
+        )
+    except EnvironmentProblem:
+        raise EnvironmentProblem(
+            "patch is not installed", hint="apt-get install patch (scripts/host-setup.sh does)"
+        ) from None
+    if result.returncode != 0:
+        raise StackError(
+            f"CUDA stack {stack.name}: a patch ({patch.why}) does not apply in "
+            f"{patch.directory}: {result.failing_line()}"
+        )
 
 
 def check_toolkit(stack: CudaStack, root: Path, providers: dict[str, StackPackage]) -> None:

@@ -126,6 +126,14 @@ class StackPackage(FrozenModel):
         return self
 
 
+class StackPatch(FrozenModel):
+    """A unified diff applied (``patch -p1``) in one directory of the assembled toolkit."""
+
+    directory: RelativePath  # below the toolkit home; "{target}" as in ``place``
+    why: str = Field(min_length=1)
+    diff: str = Field(min_length=1)
+
+
 class CudaStack(FrozenModel):
     """A CUDA stack assembled from registry packages instead of taken from an image.
 
@@ -138,6 +146,10 @@ class CudaStack(FrozenModel):
     release: DottedVersion
     target_dir: RelativePath = "targets/sbsa-linux"
     packages: tuple[StackPackage, ...] = Field(min_length=1)
+    # Directories (below the home) nvcc searches before the target's headers: fixes for the
+    # target's C library that the toolkit's front end cannot parse.
+    include_first: tuple[RelativePath, ...] = ()
+    patches: tuple[StackPatch, ...] = ()
 
     @property
     def key(self) -> str:
@@ -411,7 +423,38 @@ class SdistSource(FrozenModel):
         return f"{self.project}=={version}"
 
 
-Source = Annotated[GitSource | PathSource | SdistSource, Field(discriminator="kind")]
+class PatchArchive(FrozenModel):
+    """An archive of patches (a Debian source package's debian.tar.xz), pinned by sha256,
+    and the patches in it that apply, in order."""
+
+    url: str = Field(pattern=r"^(https?|file)://\S+$")
+    sha256: Sha256
+    apply: tuple[RelativePath, ...] = Field(min_length=1)
+
+
+class ArchiveSource(FrozenModel):
+    """A source archive fetched by URL and pinned by sha256 for each version it serves.
+
+    Debian's ``orig`` tarballs are such archives. Patches from ``patch_archives``
+    apply first, then the recipe's own ``patches`` (paths relative to the recipe
+    file), each with ``patch -p1`` in the unpacked tree. Everything is fetched and
+    checked by farm before the build, which then needs no network for the source.
+    """
+
+    kind: Literal["archive"]
+    url: str = Field(pattern=r"^(https?|file)://\S+$")  # "{version}" is replaced
+    sha256: dict[PackageVersion, Sha256] = Field(min_length=1)
+    strip_components: int = Field(default=1, ge=0)
+    patch_archives: tuple[PatchArchive, ...] = ()
+    patches: tuple[RelativePath, ...] = ()
+
+    def ref_for(self, version: str) -> str:
+        return self.url.replace("{version}", version)
+
+
+Source = Annotated[
+    GitSource | PathSource | SdistSource | ArchiveSource, Field(discriminator="kind")
+]
 Component = Literal["python", "cuda", "cudnn", "tensorrt"]
 
 
@@ -451,6 +494,15 @@ class OnnxruntimeBuild(FrozenModel):
     system_packages: tuple[str, ...] = ()
     cmake_defines: dict[str, str] = Field(default_factory=dict)
     extra_args: tuple[str, ...] = ()
+    # Cross only: packages of the target installed into the sysroot (headers and libraries
+    # the build links against), and a protoc of the build machine. Without one, the protoc
+    # release archive onnxruntime's cmake/deps.txt names is downloaded.
+    sysroot_packages: tuple[str, ...] = ()
+    protoc: AbsolutePath | None = None
+    # Pinned packages unpacked below /opt/farm/deps for the build (header-only libraries
+    # FetchContent would otherwise download), and small files written there (CMake shims).
+    deps: tuple[StackPackage, ...] = ()
+    dep_files: dict[RelativePath, str] = Field(default_factory=dict)
     # Memory one parallel CUDA compile job may take, and each extra nvcc thread.
     job_memory_gib: float = Field(default=6.0, gt=0)
     nvcc_thread_memory_gib: float = Field(default=2.0, gt=0)
@@ -475,15 +527,31 @@ class Pep517Build(FrozenModel):
 Build = Annotated[OnnxruntimeBuild | Pep517Build, Field(discriminator="kind")]
 
 
+# The part of a target each GPU execution provider links against.
+PROVIDER_NEEDS = {"CUDAExecutionProvider": "cuda", "TensorrtExecutionProvider": "tensorrt"}
+
+
 class OnnxruntimeSmoke(FrozenModel):
     kind: Literal["onnxruntime"]
     # Execution providers the wheel must have compiled in, per target name; "*" for any other.
     expect_providers: dict[str, tuple[str, ...]] = Field(min_length=1)
 
-    def providers_for(self, target: str) -> tuple[str, ...]:
-        return self.expect_providers.get(target, self.expect_providers.get("*", ()))
+    def providers_for(self, target: Target) -> tuple[str, ...]:
+        """The providers listed for the target, less those whose library it lacks.
 
-    def expectations(self, target: str) -> dict[str, object]:
+        A provider is built only where the target has what it links (onnxruntime's
+        build.py takes --use_tensorrt only with a TensorRT home), so a target
+        without TensorRT is never asked for the TensorRT provider.
+        """
+        listed = self.expect_providers.get(target.name, self.expect_providers.get("*", ()))
+        return tuple(
+            provider
+            for provider in listed
+            if PROVIDER_NEEDS.get(provider) is None
+            or getattr(target, PROVIDER_NEEDS[provider]) is not None
+        )
+
+    def expectations(self, target: Target) -> dict[str, object]:
         return {"kind": self.kind, "expect_providers": list(self.providers_for(target))}
 
 
@@ -494,7 +562,7 @@ class PythonSmoke(FrozenModel):
     module: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_.]*$")
     script: str = Field(min_length=1)
 
-    def expectations(self, target: str) -> dict[str, object]:
+    def expectations(self, target: Target) -> dict[str, object]:
         return {"kind": self.kind, "module": self.module}
 
 
@@ -503,6 +571,25 @@ Smoke = Annotated[OnnxruntimeSmoke | PythonSmoke, Field(discriminator="kind")]
 
 def _emulated_everywhere() -> dict[str, Strategy]:
     return {"*": "emulated"}
+
+
+class BuildOverride(FrozenModel):
+    """Additions to a recipe's build for one target: merged over the recipe's own."""
+
+    cmake_defines: dict[str, str] = Field(default_factory=dict)
+    extra_args: tuple[str, ...] = ()
+    system_packages: tuple[str, ...] = ()
+    sysroot_packages: tuple[str, ...] = ()
+    protoc: AbsolutePath | None = None
+    deps: tuple[StackPackage, ...] = ()
+    dep_files: dict[RelativePath, str] = Field(default_factory=dict)
+
+
+class TargetOverride(FrozenModel):
+    """What differs when a recipe is built for one target: its source and build additions."""
+
+    source: Source | None = None
+    build: BuildOverride | None = None
 
 
 class Upstream(FrozenModel):
@@ -528,6 +615,8 @@ class Recipe(FrozenModel):
     nightly_targets: tuple[Name, ...] = ()  # what `farm nightly` builds this recipe for
     # How it is built per target ("*": any other): emulated or cross.
     strategy: dict[str, Strategy] = Field(default_factory=_emulated_everywhere)
+    # Per target: another source (a stand-in builds from an archive), build additions.
+    overrides: dict[Name, TargetOverride] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _consistent(self) -> Recipe:
@@ -536,7 +625,38 @@ class Recipe(FrozenModel):
         for target, version in self.defaults.items():
             if version not in self.versions:
                 raise FieldRuleError(f"defaults.{target}", f"{version} is not in versions")
+        for target, override in self.overrides.items():
+            source = override.source
+            for version in source.sha256 if isinstance(source, ArchiveSource) else ():
+                if version not in self.versions:
+                    raise FieldRuleError(
+                        f"overrides.{target}.source.sha256.{version}", "not in versions"
+                    )
+            if override.build is not None and self.build.kind != "onnxruntime":
+                raise FieldRuleError(
+                    f"overrides.{target}.build", "build overrides are for onnxruntime builds"
+                )
         return self
+
+    def for_target(self, target: str) -> Recipe:
+        """This recipe as built for ``target``: its override's source and build merged in.
+
+        An archive source serves only the versions it pins, so the versions (and a
+        default) are narrowed to those.
+        """
+        override = self.overrides.get(target)
+        if override is None:
+            return self
+        update: dict[str, object] = {"overrides": {}}
+        if override.source is not None:
+            update["source"] = override.source
+            if isinstance(override.source, ArchiveSource):
+                pinned = override.source.sha256
+                update["versions"] = tuple(v for v in self.versions if v in pinned)
+                update["defaults"] = {k: v for k, v in self.defaults.items() if v in pinned}
+        if override.build is not None:
+            update["build"] = _merge_build(self.build, override.build)
+        return self.model_copy(update=update)
 
     def strategy_for(self, target: str) -> Strategy:
         return self.strategy.get(target) or self.strategy.get("*") or "emulated"
@@ -544,3 +664,20 @@ class Recipe(FrozenModel):
     def sorted_versions(self) -> list[str]:
         """Known versions, newest first."""
         return sorted(self.versions, key=Version, reverse=True)
+
+
+def _merge_build(build: Build, extra: BuildOverride) -> Build:
+    """The recipe's build with a target's additions: defines merged, lists extended."""
+    if not isinstance(build, OnnxruntimeBuild):  # pragma: no cover - the validator refuses it
+        raise TypeError("build overrides are for onnxruntime builds")
+    return build.model_copy(
+        update={
+            "cmake_defines": {**build.cmake_defines, **extra.cmake_defines},
+            "extra_args": (*build.extra_args, *extra.extra_args),
+            "system_packages": (*build.system_packages, *extra.system_packages),
+            "sysroot_packages": (*build.sysroot_packages, *extra.sysroot_packages),
+            "protoc": extra.protoc or build.protoc,
+            "deps": (*build.deps, *extra.deps),
+            "dep_files": {**build.dep_files, **extra.dep_files},
+        }
+    )

@@ -259,7 +259,9 @@ class Runner:
         with self._stage("build") as details:
             self._base_image()
             with self.section("build", f"{header} with {self.engine.describe()}") as line:
-                built = run_build(self.job, self.engine, self.options.out_root, line)
+                built = run_build(
+                    self.job, self.engine, self.options.out_root, line, self.options.cache_dir
+                )
             if len(built.wheels) != 1:
                 raise FarmError(f"the build made {len(built.wheels)} wheels; one was expected")
             wheel = built.wheels[0]

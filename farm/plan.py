@@ -15,13 +15,14 @@ from typing import Any
 
 from farm import __version__
 from farm.builders import driver_for
-from farm.catalog import Catalog, display
+from farm.catalog import Catalog, Entry, display
 from farm.compat import select
 from farm.errors import IncompatibleError
 from farm.jobspec import JobSpec
 from farm.models import Recipe, Strategy, Target
 from farm.render import JOBS_ARG, NVCC_THREADS_ARG, render_dockerfile
 from farm.resources import BuilderResources, Parallelism
+from farm.sources import source_digest
 
 PLAN_SCHEMA_VERSION = 1
 
@@ -60,6 +61,7 @@ class BuildJob:
             "manylinux_tag": target.manylinux_tag,
             "exclude_libs": list(target.provided_libs),
             "source": {
+                "kind": spec.recipe.source.kind,
                 "url": getattr(spec.recipe.source, "url", None),
                 "ref": spec.source_ref,
                 "submodules": getattr(spec.recipe.source, "submodules", False),
@@ -74,7 +76,7 @@ class BuildJob:
                 "builder_memory_gib": round(self.resources.memory_gib, 1),
                 "builder_figures_from": self.resources.source,
             },
-            "smoke": spec.recipe.smoke.expectations(target.name),
+            "smoke": spec.recipe.smoke.expectations(target),
         }
 
 
@@ -127,8 +129,9 @@ def plan_job(
     resources: BuilderResources,
     strategy: Strategy | None = None,
 ) -> BuildJob:
-    recipe = catalog.recipe(package)
+    entry = catalog.recipe(package)
     target = catalog.target(target_name)
+    recipe = Entry(entry.model.for_target(target.model.name), entry.path)
     chosen = select(recipe, target.model, version=version, python=python)
     how = strategy or recipe.model.strategy_for(target.model.name)
     if how == "cross" and target.model.cross is None:
@@ -137,7 +140,8 @@ def plan_job(
             hint=f"add a cross: section to {display(target.path)} or use --strategy emulated",
         )
     spec = JobSpec(
-        source_digest=_tree_digest(recipe.model, recipe.path),
+        source_digest=_tree_digest(recipe.model, recipe.path)
+        or source_digest(recipe.model, recipe.path, chosen.version),
         recipe=recipe.model,
         recipe_path=recipe.path,
         target=target.model,

@@ -65,6 +65,7 @@ def capture(
     env: Mapping[str, str] | None = None,
     timeout: float = 60,
     cwd: Path | None = None,
+    stdin: str | None = None,
 ) -> Finished:
     """Run a short query and keep its output (``docker version``, ``qemu --version``)."""
     try:
@@ -72,6 +73,7 @@ def capture(
             list(argv),
             env=_environment(env),
             cwd=cwd,
+            input=stdin,
             capture_output=True,
             text=True,
             timeout=timeout,

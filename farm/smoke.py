@@ -150,7 +150,7 @@ def gpu_providers(smoke: Smoke, target: Target) -> tuple[str, ...]:
     """Execution providers an onnxruntime wheel must contain for a GPU target."""
     if target.cuda is None or not isinstance(smoke, OnnxruntimeSmoke):
         return ()
-    return smoke.providers_for(target.name)
+    return smoke.providers_for(target)
 
 
 def smoke_requirements(smoke: Smoke) -> tuple[str, ...]:

@@ -35,6 +35,10 @@ def toolchain_file(target: Target, sysroot: str = SYSROOT) -> str:
         "set(CMAKE_FIND_ROOT_PATH_MODE_LIBRARY ONLY)",
         "set(CMAKE_FIND_ROOT_PATH_MODE_INCLUDE ONLY)",
         "set(CMAKE_FIND_ROOT_PATH_MODE_PACKAGE ONLY)",
+        # pkg-config (FindPkgConfig) reads the target's .pc files and prefixes their paths.
+        f"set(ENV{{PKG_CONFIG_SYSROOT_DIR}} {sysroot})",
+        f"set(ENV{{PKG_CONFIG_LIBDIR}} {sysroot}/usr/lib/{cross.triplet}/pkgconfig:"
+        f"{sysroot}/usr/lib/pkgconfig:{sysroot}/usr/share/pkgconfig)",
     ]
     cuda_home = target.cross_cuda_home
     if cuda_home is not None and target.cuda is not None:
@@ -49,6 +53,8 @@ def toolchain_file(target: Target, sysroot: str = SYSROOT) -> str:
             f"set(CUDAToolkit_ROOT {cuda_home})",
             f"set(CUDAToolkit_TARGET_DIR {cuda_target})",
             f"list(APPEND CMAKE_FIND_ROOT_PATH {cuda_target})",
-            f'set(CMAKE_CUDA_FLAGS_INIT "-ccbin {cross.cxx}")',
+            # nvcc's host compiler preprocesses with the same sysroot as the C++ compiler, so
+            # the target's headers are its system headers (CMake passes no sysroot to nvcc).
+            f'set(CMAKE_CUDA_FLAGS_INIT "-ccbin {cross.cxx} -Xcompiler=--sysroot={sysroot}")',
         ]
     return "\n".join(lines) + "\n"

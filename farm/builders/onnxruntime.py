@@ -21,6 +21,7 @@ VENV = "/opt/farm/venv"
 SOURCE_DIR = "/src/onnxruntime"
 BUILD_DIR = f"{SOURCE_DIR}/build/Linux"
 PROTOC_DIR = "/opt/farm/protoc"
+DEPS_DIR = "/opt/farm/deps"
 
 
 def _build_settings(spec: JobSpec) -> OnnxruntimeBuild:
@@ -75,6 +76,9 @@ def _homes(spec: JobSpec) -> dict[str, str]:
         homes = {name: f"{SYSROOT}{home}" for name, home in homes.items()}
         if target.cross_cuda_home is not None:
             homes["cuda"] = target.cross_cuda_home
+        if target.cuda is not None and target.cuda.stack is not None and "cudnn" in homes:
+            # An assembled stack holds cuDNN's headers and libraries in its target tree.
+            homes["cudnn"] = f"{target.cross_cuda_home}/{target.cuda_target_dir}"
     return homes
 
 
@@ -114,7 +118,7 @@ def build_argv(spec: JobSpec, *, jobs: str, nvcc_threads: str) -> list[str]:
     if target.tensorrt is not None:
         argv += ["--use_tensorrt", "--tensorrt_home", homes["tensorrt"]]
     if spec.strategy == "cross":
-        argv += ["--path_to_protoc_exe", f"{PROTOC_DIR}/bin/protoc"]
+        argv += ["--path_to_protoc_exe", build.protoc or f"{PROTOC_DIR}/bin/protoc"]
     argv += list(build.extra_args)
     defines = cmake_defines(spec)
     if defines:
@@ -137,5 +141,9 @@ def template_context(spec: JobSpec) -> dict[str, Any]:
             toolchain_path=TOOLCHAIN_FILE,
             toolchain_lines=toolchain_file(spec.target).splitlines(),
             protoc_dir=PROTOC_DIR,
+            protoc=build.protoc,
+            sysroot_packages=list(build.sysroot_packages),
+            deps=bool(build.deps or build.dep_files),
+            deps_dir=DEPS_DIR,
         )
     return context

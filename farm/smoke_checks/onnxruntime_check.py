@@ -14,6 +14,7 @@ It prints one JSON line: {"checks": [{"name", "ok", "detail"}], "info": {...}}.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -66,11 +67,72 @@ def run(model: str, expected: list[str], device: str, w: list[list[float]], b: l
     if on_device and gpu:
         # Falling back to the CPU on a Jetson means a library or SM architecture is missing.
         check("device", used[0] in gpu, f"session runs on {used[0]}, wanted {gpu[0]}")
+    elif "CUDAExecutionProvider" in gpu:
+        no_device_check(ort, model)
     x = (np.arange(6, dtype=np.float32).reshape(2, 3) / 7.0) - 0.3
     (y,) = session.run(None, {"X": x})
     reference = np.maximum(x @ np.array(w, dtype=np.float32) + np.array(b, dtype=np.float32), 0)
     error = float(np.max(np.abs(y - reference))) if y.shape == reference.shape else float("inf")
     check("result", error <= 1e-5, f"max abs error {error:.1e} against numpy, shape {y.shape}")
+
+
+# What onnxruntime and the CUDA runtime say when a machine has no NVIDIA driver or GPU.
+NO_DRIVER = (
+    "driver version is insufficient",
+    "cudaErrorInsufficientDriver",
+    "no CUDA-capable device",
+    "cudaErrorNoDevice",
+    "CUDA failure 35",
+    "CUDA failure 100",
+)
+
+
+def no_device_check(ort: object, model: str) -> None:
+    """Without a GPU the CUDA provider must load and then refuse for want of a driver.
+
+    A provider library that cannot load (a missing cuDNN, cuBLAS) says so in
+    the same place, and fails this check: that is what breaks on a device.
+    """
+    with CapturedOutput() as output:
+        try:
+            session = ort.InferenceSession(model, providers=["CUDAExecutionProvider"])  # type: ignore[attr-defined]
+            used = session.get_providers()
+        except Exception as exc:
+            print(f"{type(exc).__name__}: {exc}")
+            used = []
+    text = output.read_text(errors="replace")
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    reason = next((line for line in lines if any(mark in line for mark in NO_DRIVER)), "")
+    INFO["cuda_without_device"] = lines[-3:]
+    ok = "CUDAExecutionProvider" not in used and bool(reason)
+    detail = reason or (lines or ["no message"])[-1]
+    check("cuda_without_device", ok, f"CUDA provider without a GPU: {detail[:300]}")
+
+
+class CapturedOutput:
+    """Send file descriptors 1 and 2 (Python and C++ output alike) to a file for a while."""
+
+    def __enter__(self) -> Path:
+        import tempfile
+
+        sys.stdout.flush()
+        sys.stderr.flush()
+        self.path = Path(tempfile.mkstemp(prefix="farm-smoke-")[1])
+        self.saved = [os.dup(1), os.dup(2)]
+        handle = os.open(self.path, os.O_WRONLY)
+        os.dup2(handle, 1)
+        os.dup2(handle, 2)
+        os.close(handle)
+        return self.path
+
+    def __exit__(self, *exc: object) -> None:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        # (zip(strict=) is 3.10+; this script also runs on JetPack 5's Python 3.8)
+        for fd in (1, 2):
+            saved = self.saved[fd - 1]
+            os.dup2(saved, fd)
+            os.close(saved)
 
 
 if __name__ == "__main__":

@@ -251,7 +251,7 @@ def test_a_download_is_checked_against_its_pin(tmp_path: Path, mirror: dict[str,
     mirror[f"/debian/{package.file}"] = b"other bytes"
     with pytest.raises(StackError) as caught:
         fetch(package, tmp_path, lambda line: None)
-    assert f"but the stack pins {package.sha256}" in caught.value.message
+    assert f"but {package.sha256} is pinned" in caught.value.message
     # Nothing half-fetched is left where a later run would take it as the package.
     assert not any(path.is_file() for path in (tmp_path / "downloads").rglob("*"))
     mirror[f"/debian/{package.file}"] = b"pinned bytes"

@@ -69,9 +69,10 @@ def snapshot_for(version: str) -> dict[str, Any]:
 
 
 def _buildable(catalog: Catalog) -> list[tuple[str, str]]:
-    recipe = catalog.recipes["onnxruntime-gpu"].model
     pairs = []
     for name, entry in sorted(catalog.targets.items()):
+        # A target's override may narrow the versions (an archive pins only some).
+        recipe = catalog.recipes["onnxruntime-gpu"].model.for_target(name)
         for version in recipe.versions:
             if any(not violations(recipe, entry.model, version, py) for py in entry.model.python):
                 pairs.append((name, version))
@@ -88,13 +89,17 @@ def test_every_plannable_job_parses_with_upstreams_parser(
     catalog: Catalog, ci_runner: BuilderResources
 ) -> None:
     pairs = _buildable(catalog)
-    assert {target for target, _ in pairs} == {"jetpack5", "jetpack6", "jetpack7"}
+    assert {target for target, _ in pairs} == {"jetpack5", "jetpack6", "jetpack7", "standin-cuda12"}
     for target, version in pairs:
         job = plan_job(catalog, "onnxruntime-gpu", target, version=version, resources=ci_runner)
         _interpreter, script, *arguments = job.build_command
         assert script == "tools/ci_build/build.py"
         parsed = upstream_parser(snapshot_for(version)).parse_args(arguments)
-        assert parsed.use_tensorrt and parsed.use_cuda and parsed.build_wheel
+        # The TensorRT provider exactly where the target has TensorRT: every JetPack.
+        has_tensorrt = catalog.targets[target].model.tensorrt is not None
+        assert parsed.use_tensorrt == has_tensorrt, target
+        assert has_tensorrt or target.startswith("standin-")
+        assert parsed.use_cuda and parsed.build_wheel
         assert parsed.config == ["Release"]
         assert parsed.wheel_name_suffix == "gpu"
         assert parsed.parallel == job.parallelism.jobs
@@ -122,5 +127,7 @@ def test_cross_jobs_parse_with_upstreams_parser(
         )  # fmt: skip
         _interpreter, _script, *arguments = job.build_command
         parsed = upstream_parser(snapshot_for(version)).parse_args(arguments)
-        assert parsed.path_to_protoc_exe == "/opt/farm/protoc/bin/protoc"
+        # The stand-in builds against the sysroot's protobuf with the builder's own protoc.
+        protoc = "/usr/bin/protoc" if target == "standin-cuda12" else "/opt/farm/protoc/bin/protoc"
+        assert parsed.path_to_protoc_exe == protoc
         assert parsed.cuda_home != catalog.targets[target].model.cuda.home  # type: ignore[union-attr]
