@@ -57,6 +57,7 @@ class BuildJob:
             "platform": target.platform,
             "strategy": self.strategy,
             "cross": _cross_json(target) if self.strategy == "cross" else None,
+            "cuda_toolkit": _toolkit_json(target, self.strategy),
             "base_image": target.base_image.pinned,
             "manylinux_tag": target.manylinux_tag,
             "exclude_libs": list(target.provided_libs),
@@ -99,6 +100,33 @@ def build_key(spec: JobSpec, dockerfile: str) -> str:
     }
     canonical = json.dumps(shaping, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _toolkit_json(target: Target, strategy: Strategy) -> dict[str, Any] | None:
+    """Where the job's CUDA comes from: an image, or a stack of pinned registry packages."""
+    if target.cuda is None:
+        return None
+    stack = target.cuda.stack
+    if stack is None:
+        image = target.cross.builder_image.pinned if strategy == "cross" and target.cross else None
+        return {
+            "from": "image",
+            "image": image or target.base_image.pinned,
+            "cuda_home": target.cross_cuda_home if strategy == "cross" else target.cuda.home,
+            "release": target.cuda.version,
+        }
+    return {
+        "from": "packages",
+        "name": stack.name,
+        "release": stack.release,
+        "key": stack.key,
+        "image": target.cuda_stack_image,
+        "cuda_home": target.cross_cuda_home,
+        "packages": [
+            {"registry": p.registry, "name": p.name, "version": p.version, "sha256": p.sha256}
+            for p in stack.packages
+        ],
+    }
 
 
 def _cross_json(target: Target) -> dict[str, Any] | None:

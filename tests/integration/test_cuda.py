@@ -1,0 +1,110 @@
+"""CUDA code cross-built for real: the demo kernel for both stand-ins, from pinned packages."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+import shutil
+import subprocess
+import zipfile
+from pathlib import Path
+
+import pytest
+from elftools.elf.dynamic import DynamicSection
+from elftools.elf.elffile import ELFFile
+
+from tests.integration.conftest import REPO, run_farm
+
+pytestmark = pytest.mark.integration
+
+
+def cuobjdump() -> str:
+    """cuobjdump from PyPI's nvidia-cuda-cuobjdump (a test requirement)."""
+    spec = importlib.util.find_spec("nvidia")
+    for root in spec.submodule_search_locations if spec and spec.submodule_search_locations else []:
+        for candidate in sorted(Path(root).glob("cu*/bin/cuobjdump")):
+            return str(candidate)
+    pytest.fail("cuobjdump not installed: pip install nvidia-cuda-cuobjdump (the test extra)")
+
+
+def _elf(data: bytes, path: Path) -> tuple[str, list[str]]:
+    path.write_bytes(data)
+    with path.open("rb") as handle:
+        elf = ELFFile(handle)
+        dynamic = elf.get_section_by_name(".dynamic")
+        needed = (
+            [tag.needed for tag in dynamic.iter_tags() if tag.entry.d_tag == "DT_NEEDED"]
+            if isinstance(dynamic, DynamicSection)
+            else []
+        )
+        return elf["e_machine"], needed
+
+
+@pytest.mark.parametrize(
+    ("target", "major", "archs"),
+    [("standin-cuda12", "12", {"87"}), ("standin-cuda13", "13", {"87", "110"})],
+)
+def test_the_cuda_demo_is_cross_built_repaired_and_smoke_tested(
+    host_ready: object, tmp_path: Path, target: str, major: str, archs: set[str]
+) -> None:
+    env = {"FARM_STATE_DIR": str(tmp_path / "state")}
+    result = run_farm(
+        "build", "demo-cuda", "--target", target,
+        "--output-dir", str(tmp_path / "out"), "--json", env=env,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    document = json.loads(result.stdout)
+    states = {stage["stage"]: stage["state"] for stage in document["stages"]}
+    assert states == dict.fromkeys(("build", "repair", "inspect", "smoke"), "ran")
+    wheel = Path(document["wheel"])
+    assert wheel.name.startswith("farm_demo_cuda-0.1.0-cp313-cp313-manylinux_")
+    assert wheel.name.endswith(".manylinux_2_41_aarch64.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        names = archive.namelist()
+        (extension,) = [n for n in names if n.endswith(".so") and ".libs/" not in n]
+        machine, needed = _elf(archive.read(extension), tmp_path / "extension.so")
+    assert machine == "EM_AARCH64"
+    assert f"libcudart.so.{major}" in needed
+    # The target provides the CUDA runtime: repair must not have bundled it.
+    assert not [n for n in names if "libcudart" in n], names
+    listed = subprocess.run(
+        [cuobjdump(), "--list-elf", str(tmp_path / "extension.so")],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    assert set(re.findall(r"\.sm_(\d+)\.cubin", listed)) == archs, listed
+    (record_path,) = Path(document["job_dir"]).rglob(f"smoke-{target}.json")
+    record = json.loads(record_path.read_text())
+    output = json.dumps(record)
+    # No GPU under QEMU: the runtime loads and names the missing driver.
+    assert "cudaErrorInsufficientDriver" in output or "cudaErrorNoDevice" in output, output
+    dockerfile = (Path(document["job_dir"]) / "Dockerfile").read_text()
+    assert "COPY --from=cuda-stack / /opt/farm/cuda" in dockerfile
+
+
+def test_a_stack_package_whose_bytes_differ_from_the_pin_stops_before_building(
+    host_ready: object, tmp_path: Path
+) -> None:
+    catalog = tmp_path / "catalog"
+    shutil.copytree(REPO / "recipes" / "targets", catalog / "targets")
+    text = (catalog / "targets" / "standin-cuda13.yaml").read_text()
+    pinned = "56fe502eb77625a12f25172caa3cdddb4e4c8ba2c8c17dba44b164761b380f03"
+    assert pinned in text
+    (catalog / "targets" / "standin-cuda13.yaml").write_text(text.replace(pinned, "0" * 64))
+    env = {"FARM_STATE_DIR": str(tmp_path / "state"), "FARM_CACHE_DIR": str(tmp_path / "cache")}
+    result = run_farm(
+        "build", "demo-cuda", "--target", "standin-cuda13", "--recipes", str(catalog),
+        "--output-dir", str(tmp_path / "out"), env=env,
+    )  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("farm: error")]
+    assert len(errors) == 1, result.stderr
+    assert "nvidia-cuda-nvcc 13.0.88" in errors[0]
+    assert f"but {'0' * 64} is pinned" in errors[0]
+    assert "Traceback" not in result.stderr
+    # Nothing that looks like a toolkit or a downloaded package is left behind.
+    assert not list((tmp_path / "cache").rglob("*.tar"))
+    assert not list((tmp_path / "cache").rglob("*.whl"))
+    assert not (tmp_path / "out" / "demo-cuda").exists() or not list(
+        (tmp_path / "out").rglob("*.whl")
+    )
