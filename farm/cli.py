@@ -430,7 +430,8 @@ def cmd_render(args: argparse.Namespace, catalog: Catalog) -> int:
 
 
 def cmd_doctor(args: argparse.Namespace, catalog: Catalog) -> int:
-    checks = run_checks(cache_dir())
+    targets = [entry.model for entry in catalog.targets.values()]
+    checks = run_checks(cache_dir(), targets=targets)
     failed = any(check.status == "fail" for check in checks)
     if args.json:
         console.print_json(

@@ -18,7 +18,9 @@ from typing import Literal
 from packaging.version import InvalidVersion, Version
 
 from farm.engine import SETUP_HINT, BuildRequest, Engine, daemon_version, detect_engine
+from farm.cudastack import toolkit_tarball
 from farm.errors import EnvironmentProblem
+from farm.models import Target
 from farm.process import capture
 from farm.resources import builder_resources
 
@@ -265,7 +267,37 @@ def check_mmdebstrap() -> Check:
     return Check(name="mmdebstrap", status="ok", detail=path)
 
 
-def run_checks(cache_dir: Path, platform: str = "linux/arm64") -> list[Check]:
+def check_cuda_stacks(targets: list[Target], cache_dir: Path) -> list[Check]:
+    """For each target whose CUDA is assembled from packages: is it cached, can it be made."""
+    checks = []
+    for target in targets:
+        stack = target.cuda.stack if target.cuda is not None else None
+        if stack is None:
+            continue
+        tarball = toolkit_tarball(stack, cache_dir)
+        where = f"{stack.name} (CUDA {stack.release}, {len(stack.packages)} packages)"
+        if tarball.is_file():
+            size = tarball.stat().st_size / 2**30
+            detail = f"{target.name}: {where} assembled, {size:.1f} GiB in {tarball}"
+        else:
+            detail = f"{target.name}: {where} not assembled yet; a cross build assembles it"
+        if stack.patches and shutil.which("patch") is None:
+            checks.append(
+                Check(
+                    name="cuda stack",
+                    status="fail",
+                    detail=f"{detail}; patch is not installed",
+                    fix="apt-get install patch (scripts/host-setup.sh does)",
+                )
+            )
+        else:
+            checks.append(Check(name="cuda stack", status="ok", detail=detail))
+    return checks
+
+
+def run_checks(
+    cache_dir: Path, platform: str = "linux/arm64", targets: list[Target] | None = None
+) -> list[Check]:
     engine_check, engine = check_engine()
     checks = [engine_check]
     if engine is not None:
@@ -281,4 +313,4 @@ def run_checks(cache_dir: Path, platform: str = "linux/arm64") -> list[Check]:
         check_mmdebstrap,
     ]
     checks += [check() for check in later]
-    return checks
+    return checks + check_cuda_stacks(targets or [], cache_dir)

@@ -34,7 +34,8 @@ install_packages() {
             'Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg' > "$BACKPORTS"
     fi
     local missing=()
-    for pkg in docker.io mmdebstrap arch-test binfmt-support ca-certificates; do
+    # patch: farm applies fixes to assembled CUDA stacks (farm/cudastack.py).
+    for pkg in docker.io mmdebstrap arch-test binfmt-support ca-certificates patch; do
         dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
     done
     local qemu_version

@@ -90,17 +90,21 @@ def test_a_stack_package_whose_bytes_differ_from_the_pin_stops_before_building(
     text = (catalog / "targets" / "standin-cuda13.yaml").read_text()
     pinned = "56fe502eb77625a12f25172caa3cdddb4e4c8ba2c8c17dba44b164761b380f03"
     assert pinned in text
-    (catalog / "targets" / "standin-cuda13.yaml").write_text(text.replace(pinned, "0" * 64))
-    env = {"FARM_STATE_DIR": str(tmp_path / "state"), "FARM_CACHE_DIR": str(tmp_path / "cache")}
+    (catalog / "targets" / "standin-cuda13.yaml").write_text(text.replace(pinned, "f" * 64))
+    env = {
+        "FARM_STATE_DIR": str(tmp_path / "state"),
+        "FARM_CACHE_DIR": str(tmp_path / "cache"),
+        "FARM_RECIPES": str(catalog),
+    }
     result = run_farm(
-        "build", "demo-cuda", "--target", "standin-cuda13", "--recipes", str(catalog),
-        "--output-dir", str(tmp_path / "out"), env=env,
+        "build", "demo-cuda", "--target", "standin-cuda13", "--output-dir", str(tmp_path / "out"),
+        env=env,
     )  # fmt: skip
     assert result.returncode == 2, result.stderr
     errors = [line for line in result.stderr.splitlines() if line.startswith("farm: error")]
     assert len(errors) == 1, result.stderr
     assert "nvidia-cuda-nvcc 13.0.88" in errors[0]
-    assert f"but {'0' * 64} is pinned" in errors[0]
+    assert f"but {'f' * 64} is pinned" in errors[0]
     assert "Traceback" not in result.stderr
     # Nothing that looks like a toolkit or a downloaded package is left behind.
     assert not list((tmp_path / "cache").rglob("*.tar"))
