@@ -52,8 +52,11 @@ def job_dir(job: BuildJob, out_root: Path) -> Path:
     return out_root / spec.recipe.name / spec.target.name / f"{spec.version}-{job.build_key[:12]}"
 
 
-def build_request(job: BuildJob, dockerfile: Path, output: Path, context: Path) -> BuildRequest:
+def build_request(
+    job: BuildJob, dockerfile: Path, output: Path, context: Path, no_cache: bool = False
+) -> BuildRequest:
     return BuildRequest(
+        no_cache=no_cache,
         dockerfile=dockerfile,
         context=context,
         platform=job.spec.target.platform,
@@ -64,10 +67,13 @@ def build_request(job: BuildJob, dockerfile: Path, output: Path, context: Path) 
     )
 
 
-def dry_run_commands(job: BuildJob, engine: Engine, out_root: Path) -> list[str]:
+def dry_run_commands(
+    job: BuildJob, engine: Engine, out_root: Path, no_cache: bool = False
+) -> list[str]:
     directory = job_dir(job, out_root)
     context = job.spec.context_dir or directory / "context"
-    request = build_request(job, directory / "Dockerfile", directory / ".wheels.partial", context)
+    partial = directory / ".wheels.partial"
+    request = build_request(job, directory / "Dockerfile", partial, context, no_cache)
     return [command_line(engine.build_argv(request), engine.env)]
 
 
@@ -77,6 +83,8 @@ def run_build(
     out_root: Path,
     on_line: Callable[[str], None],
     cache: Path | None = None,
+    *,
+    no_cache: bool = False,
 ) -> BuildResult:
     directory = job_dir(job, out_root)
     directory.mkdir(parents=True, exist_ok=True)
@@ -88,7 +96,7 @@ def run_build(
         tempfile.TemporaryDirectory(prefix=".partial-", dir=directory) as partial,
         _context(job, directory, cache or cache_dir(), on_line) as context,
     ):
-        request = build_request(job, dockerfile, Path(partial) / "wheels", context)
+        request = build_request(job, dockerfile, Path(partial) / "wheels", context, no_cache)
         argv = engine.build_argv(request)
         write_script(directory / "build.sh", [(argv, engine.env)])
         with log_path.open("w", encoding="utf-8") as log:

@@ -46,6 +46,12 @@ def add_build_options(build: argparse.ArgumentParser) -> None:
         "--force", action="store_true", help="run every stage again, even those the ledger has"
     )
     build.add_argument(
+        "--no-cache",
+        action="store_true",
+        help="run every Dockerfile step again without BuildKit's layer cache; cache mounts "
+        "(the compiler cache) are kept, so a rebuild measures a warm compile. Implies --force",
+    )
+    build.add_argument(
         "--no-install-check",
         dest="install_check",
         action="store_false",
@@ -128,13 +134,14 @@ def cmd_build(args: argparse.Namespace, catalog: Catalog) -> int:
         publish_target(args.publish, args.config, target) if args.publish is not None else None
     )
     if args.dry_run:
-        return _build_dry_run(job, out_root, args.json, publish)
+        return _build_dry_run(job, out_root, args.json, publish, args.no_cache)
     engine = preflight(target.platform)
     ledger = Ledger(state_dir())
     options = PipelineOptions(
         out_root=out_root,
         cache_dir=cache_dir(),
-        force=args.force,
+        force=args.force or args.no_cache,
+        no_cache=args.no_cache,
         publish=publish,
         install_check=args.install_check,
     )
@@ -174,12 +181,14 @@ def _report_build(result: PipelineResult, as_json: bool, duration_s: float) -> i
     return 0
 
 
-def _build_dry_run(job: BuildJob, out_root: Path, as_json: bool, publish: Any) -> int:
+def _build_dry_run(
+    job: BuildJob, out_root: Path, as_json: bool, publish: Any, no_cache: bool
+) -> int:
     engine = engine_for_dry_run()
     target = job.spec.target
     sources = images_for(target, job.strategy, cache_dir())
     commands = [command_line(argv, env) for argv, env in planned_commands(sources, engine)]
-    commands += dry_run_commands(job, engine, out_root)
+    commands += dry_run_commands(job, engine, out_root, no_cache)
     if publish is not None:
         wheel = Path("WHEEL")  # named by the build
         argv = twine_argv(publish.location, wheel)

@@ -17,8 +17,8 @@ from typing import Literal
 
 from packaging.version import InvalidVersion, Version
 
-from farm.engine import SETUP_HINT, BuildRequest, Engine, daemon_version, detect_engine
 from farm.cudastack import toolkit_tarball
+from farm.engine import SETUP_HINT, BuildRequest, Engine, daemon_version, detect_engine
 from farm.errors import EnvironmentProblem
 from farm.models import Target
 from farm.process import capture

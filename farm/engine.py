@@ -77,6 +77,8 @@ class Engine:
         ]
         if request.target_stage:
             argv += ["--target", request.target_stage]
+        if request.no_cache:
+            argv.append("--no-cache")
         for key, value in request.build_args.items():
             argv += ["--build-arg", f"{key}={value}"]
         for secret_id, path in request.secrets.items():
@@ -109,6 +111,7 @@ class BuildRequest:
     build_args: Mapping[str, str] = field(default_factory=dict)
     secrets: Mapping[str, str] = field(default_factory=dict)
     use_registry_cache: bool = True
+    no_cache: bool = False  # BuildKit's layer cache unused; cache mounts stay
 
 
 def detect_engine(environ: Mapping[str, str] | None = None) -> Engine:

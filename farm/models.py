@@ -630,7 +630,8 @@ class Recipe(FrozenModel):
             for version in source.sha256 if isinstance(source, ArchiveSource) else ():
                 if version not in self.versions:
                     raise FieldRuleError(
-                        f"overrides.{target}.source.sha256.{version}", "not in versions"
+                        f"overrides.{target}.source.sha256",
+                        f"{version} is pinned but not in versions",
                     )
             if override.build is not None and self.build.kind != "onnxruntime":
                 raise FieldRuleError(

@@ -59,6 +59,7 @@ class PipelineOptions:
     out_root: Path
     cache_dir: Path
     force: bool = False
+    no_cache: bool = False  # build without BuildKit's layer cache
     publish: PublishTarget | None = None
     install_check: bool = True
     build: bool = True  # False: only publish what is built and smoke-tested
@@ -260,7 +261,12 @@ class Runner:
             self._base_image()
             with self.section("build", f"{header} with {self.engine.describe()}") as line:
                 built = run_build(
-                    self.job, self.engine, self.options.out_root, line, self.options.cache_dir
+                    self.job,
+                    self.engine,
+                    self.options.out_root,
+                    line,
+                    self.options.cache_dir,
+                    no_cache=self.options.no_cache,
                 )
             if len(built.wheels) != 1:
                 raise FarmError(f"the build made {len(built.wheels)} wheels; one was expected")

@@ -91,8 +91,10 @@ def download_sha256(url: str, auth: Credentials | None, *, timeout: float = 300)
 
 
 def download(url: str, dest: Path, *, timeout: float = 300) -> str:
-    """Stream ``url`` into ``dest`` and return the sha256 of what was written."""
+    """Stream ``url`` (http, https, or file for a local mirror) into ``dest``; its sha256."""
     digest = hashlib.sha256()
+    if urlsplit(url).scheme == "file":
+        return _copy_local(Path(urllib.request.url2pathname(urlsplit(url).path)), dest)
     try:
         with _open(url, None, timeout=timeout, accept="*/*") as response, dest.open("wb") as out:
             while chunk := response.read(CHUNK):
@@ -100,6 +102,18 @@ def download(url: str, dest: Path, *, timeout: float = 300) -> str:
                 out.write(chunk)
     except _NotFound:
         raise RegistryError(f"{_safe(url)}: HTTP 404 Not Found") from None
+    return digest.hexdigest()
+
+
+def _copy_local(source: Path, dest: Path) -> str:
+    digest = hashlib.sha256()
+    try:
+        with source.open("rb") as handle, dest.open("wb") as out:
+            while chunk := handle.read(CHUNK):
+                digest.update(chunk)
+                out.write(chunk)
+    except FileNotFoundError:
+        raise RegistryError(f"{source}: no such file") from None
     return digest.hexdigest()
 
 

@@ -132,6 +132,7 @@ def template_context(spec: JobSpec) -> dict[str, Any]:
         "venv": VENV,
         "source_dir": SOURCE_DIR,
         "wheel_glob": f"{BUILD_DIR}/{build.config}/dist/*.whl",
+        "ninja_log": f"{BUILD_DIR}/{build.config}/.ninja_log",
         "system_packages": list(build.system_packages),
         "python_requirements": [f"cmake{build.cmake}", *build.python_requirements],
     }

@@ -7,7 +7,7 @@ import pytest
 from pydantic import ValidationError
 
 from farm.catalog import Catalog
-from farm.models import Recipe, Target
+from farm.models import OnnxruntimeSmoke, Recipe, Target
 
 
 def _target_data(catalog: Catalog, name: str) -> dict[str, Any]:
@@ -141,3 +141,40 @@ def test_recipe_rejects_bad_specifiers_and_versions(catalog: Catalog) -> None:
 def test_git_source_ref_template(catalog: Catalog) -> None:
     source = catalog.recipes["onnxruntime-gpu"].model.source
     assert source.ref_for("1.23.2") == "v1.23.2"
+
+
+def test_the_tensorrt_provider_is_asked_of_jetpacks_only(catalog: Catalog) -> None:
+    smoke = catalog.recipes["onnxruntime-gpu"].model.smoke
+    assert isinstance(smoke, OnnxruntimeSmoke)
+    for name in ("jetpack5", "jetpack6", "jetpack7"):
+        assert "TensorrtExecutionProvider" in smoke.providers_for(catalog.targets[name].model)
+    for name in ("standin-cuda12", "standin-cuda13"):
+        providers = smoke.providers_for(catalog.targets[name].model)
+        assert providers == ("CUDAExecutionProvider", "CPUExecutionProvider"), name
+
+
+def test_a_stand_in_names_what_it_stands_in_for_and_what_it_is_not(catalog: Catalog) -> None:
+    for name, production in (("standin-cuda12", "jetpack6"), ("standin-cuda13", "jetpack7")):
+        target = catalog.targets[name].model
+        assert target.stands_in_for == production
+        real = catalog.targets[production].model
+        assert target.cuda is not None and real.cuda is not None
+        assert target.cuda.version.split(".")[0] == real.cuda.version.split(".")[0]
+        assert target.tensorrt is None
+        assert "not JetPack" in target.description
+        assert target.cuda.stack is not None and target.cross is not None
+        assert target.cross_cuda_home == "/opt/farm/cuda"
+
+
+def test_a_stack_and_a_cross_cuda_home_together_are_refused(catalog: Catalog) -> None:
+    data = catalog.targets["standin-cuda13"].model.model_dump(mode="json")
+    data["cross"]["cuda_home"] = "/usr/local/cuda"
+    with pytest.raises(ValueError, match="leave cuda_home out"):
+        Target.model_validate(data)
+
+
+def test_a_stack_of_another_release_than_the_targets_cuda_is_refused(catalog: Catalog) -> None:
+    data = catalog.targets["standin-cuda13"].model.model_dump(mode="json")
+    data["cuda"]["stack"]["release"] = "13.1"
+    with pytest.raises(ValueError, match=r"13\.1 is not the target's CUDA 13\.0"):
+        Target.model_validate(data)
