@@ -110,7 +110,10 @@ def _image(
     bootstrap = image.bootstrap
     if bootstrap is None:
         return ImageSource(name=name, platform=platform, reference=image.pinned)
-    rootfs = cache / "rootfs" / f"{name}-{image.bootstrap_key}.tar"
+    # Named by content: targets with the same bootstrap (the two stand-ins) share one tarball.
+    rootfs = (
+        cache / "rootfs" / f"{bootstrap.suite}-{bootstrap.architecture}-{image.bootstrap_key}.tar"
+    )
 
     def make_rootfs(tarball: Path, say: Callable[[str], None]) -> None:
         _bootstrap(bootstrap, tarball, say)

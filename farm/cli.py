@@ -455,8 +455,10 @@ def cmd_repair(args: argparse.Namespace, catalog: Catalog) -> int:
     with console.section("base_image", f"base image {target.base_image.pinned}") as line:
         ensure_base_image(target, engine, cache_dir(), line)
     with console.section("repair", f"repairing {args.wheel.name} for {target.name}") as line:
+        recipe = catalog.recipe_for_wheel(args.wheel.name)
+        packages = recipe.model.for_target(target.name).build.target_packages() if recipe else ()
         repaired = run_repair(
-            args.wheel, target, target.default_python, engine, args.output_dir, line
+            args.wheel, target, target.default_python, engine, args.output_dir, line, packages
         )
     _report_repair(repaired, args.json)
     return 0

@@ -466,10 +466,6 @@ def write_tarball(root: Path, tarball: Path) -> None:
 # --- what a stand-in target's image provides ------------------------------------------
 
 
-def runtime_tarball_path(packages: tuple[StackPackage, ...], key: str, cache: Path) -> Path:
-    return cache / "rootfs" / f"runtime-{key}.tar"
-
-
 def assemble_runtime(
     packages: tuple[StackPackage, ...], triplet: str, tarball: Path, cache: Path, say: Progress
 ) -> None:

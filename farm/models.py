@@ -503,6 +503,11 @@ class OnnxruntimeBuild(FrozenModel):
     # FetchContent would otherwise download), and small files written there (CMake shims).
     deps: tuple[StackPackage, ...] = ()
     dep_files: dict[RelativePath, str] = Field(default_factory=dict)
+
+    def target_packages(self) -> tuple[str, ...]:
+        """Target packages the wheel's libraries come from (repair needs them to graft)."""
+        return self.sysroot_packages
+
     # Memory one parallel CUDA compile job may take, and each extra nvcc thread.
     job_memory_gib: float = Field(default=6.0, gt=0)
     nvcc_thread_memory_gib: float = Field(default=2.0, gt=0)
@@ -522,6 +527,10 @@ class Pep517Build(FrozenModel):
     # machine (cffi, ...). They go into crossenv's build-python and pip builds without
     # isolation; without them, pip's isolated build environment serves pure requirements.
     cross_build_requires: tuple[str, ...] = ()
+
+    def target_packages(self) -> tuple[str, ...]:
+        """Target packages the wheel's libraries come from (repair needs them to graft)."""
+        return self.system_packages
 
 
 Build = Annotated[OnnxruntimeBuild | Pep517Build, Field(discriminator="kind")]

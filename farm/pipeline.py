@@ -296,6 +296,7 @@ class Runner:
                     self.engine,
                     self.job_dir / "repaired",
                     line,
+                    self.job.spec.recipe.build.target_packages(),
                 )
             details.update(
                 wheel=str(repaired.wheel),

@@ -17,7 +17,7 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -66,9 +66,12 @@ def repair_argv(wheel_name: str, target: Target) -> list[str]:
     return [*argv, f"/farm/in/{wheel_name}"]
 
 
-def render_repair(wheel_name: str, target: Target, python: str) -> str:
+def render_repair(
+    wheel_name: str, target: Target, python: str, packages: Sequence[str] = ()
+) -> str:
     template = environment().get_template("repair.Dockerfile.j2")
     return template.render(
+        packages=["binutils", *(target.tools.apt if target.tools else ()), *packages],
         farm_version=__version__,
         template="repair.Dockerfile.j2",
         wheel=wheel_name,
@@ -88,7 +91,10 @@ def run_repair(
     engine: Engine,
     out_dir: Path,
     on_line: Callable[[str], None],
+    packages: Sequence[str] = (),
 ) -> RepairedWheel:
+    """auditwheel repair in the target image; ``packages`` are target packages that hold the
+    libraries the wheel links and the image lacks (the recipe's target-side packages)."""
     started = time.monotonic()
     out_dir.mkdir(parents=True, exist_ok=True)
     log_path = out_dir / "repair.log"
@@ -98,7 +104,8 @@ def run_repair(
         shutil.copy2(wheel, context / "in" / wheel.name)
         dockerfile = context / "Dockerfile"
         try:
-            dockerfile.write_text(render_repair(wheel.name, target, python), encoding="utf-8")
+            text = render_repair(wheel.name, target, python, packages)
+            dockerfile.write_text(text, encoding="utf-8")
         except jinja2.TemplateError as exc:
             raise RepairFailed(f"repair template: {exc}") from None
         request = BuildRequest(
