@@ -167,6 +167,14 @@ def plan_job(
             f"target {target.model.name} has no cross toolchain: it can only be built emulated",
             hint=f"add a cross: section to {display(target.path)} or use --strategy emulated",
         )
+    stack = target.model.cuda.stack if target.model.cuda is not None else None
+    if how == "emulated" and stack is not None and "cuda" in recipe.model.needs:
+        raise IncompatibleError(
+            f"target {target.model.name} takes its CUDA from an x86_64 cross toolkit "
+            f"({stack.name}): {recipe.model.name} builds there with --strategy cross only",
+            hint=f"use --strategy cross, or set strategy: {{{target.model.name}: cross}} in "
+            f"{display(recipe.path)}",
+        )
     spec = JobSpec(
         source_digest=_tree_digest(recipe.model, recipe.path)
         or source_digest(recipe.model, recipe.path, chosen.version),

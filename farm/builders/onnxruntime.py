@@ -135,6 +135,8 @@ def template_context(spec: JobSpec) -> dict[str, Any]:
         "ninja_log": f"{BUILD_DIR}/{build.config}/.ninja_log",
         "system_packages": list(build.system_packages),
         "python_requirements": [f"cmake{build.cmake}", *build.python_requirements],
+        "deps": bool(build.deps or build.dep_files),
+        "deps_dir": DEPS_DIR,
     }
     if spec.strategy == "cross":
         context.update(
@@ -144,7 +146,5 @@ def template_context(spec: JobSpec) -> dict[str, Any]:
             protoc_dir=PROTOC_DIR,
             protoc=build.protoc,
             sysroot_packages=list(build.sysroot_packages),
-            deps=bool(build.deps or build.dep_files),
-            deps_dir=DEPS_DIR,
         )
     return context

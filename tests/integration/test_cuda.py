@@ -80,6 +80,12 @@ def test_the_cuda_demo_is_cross_built_repaired_and_smoke_tested(
     assert "cudaErrorInsufficientDriver" in output or "cudaErrorNoDevice" in output, output
     dockerfile = (Path(document["job_dir"]) / "Dockerfile").read_text()
     assert "COPY --from=cuda-stack / /opt/farm/cuda" in dockerfile
+    # Judged against the JetPack it stands in for, the wheel is honestly not for it.
+    production = {"standin-cuda12": "jetpack6", "standin-cuda13": "jetpack7"}[target]
+    inspected = run_farm("inspect", str(wheel), "--target", production, "--json")
+    assert inspected.returncode == 1, inspected.stderr
+    problems = " ".join(json.loads(inspected.stdout)["problems"])
+    assert f"wheel is for cp313, target {production} has python" in problems, problems
 
 
 def test_a_stack_package_whose_bytes_differ_from_the_pin_stops_before_building(

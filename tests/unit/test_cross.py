@@ -118,3 +118,11 @@ def test_onnxruntime_cross_uses_the_builders_nvcc_and_the_sysroots_libraries(
         job.to_json()["cross"]["nvcc"]
         == "/usr/local/cuda-12.6/bin/nvcc -ccbin aarch64-linux-gnu-g++"
     )
+
+
+def test_a_stand_in_cannot_build_cuda_code_emulated(catalog: Catalog) -> None:
+    resources = BuilderResources(cpus=2, memory_gib=24.0, source="test")
+    with pytest.raises(IncompatibleError, match="builds there with --strategy cross only"):
+        plan_job(catalog, "demo-cuda", "standin-cuda12", resources=resources, strategy="emulated")
+    job = plan_job(catalog, "demo-cuda", "standin-cuda12", resources=resources)
+    assert job.strategy == "cross"  # the recipe's own choice for every target
