@@ -92,28 +92,27 @@ def download_sha256(url: str, auth: Credentials | None, *, timeout: float = 300)
 
 def download(url: str, dest: Path, *, timeout: float = 300) -> str:
     """Stream ``url`` (http, https, or file for a local mirror) into ``dest``; its sha256."""
-    digest = hashlib.sha256()
     if urlsplit(url).scheme == "file":
-        return _copy_local(Path(urllib.request.url2pathname(urlsplit(url).path)), dest)
+        local = Path(urllib.request.url2pathname(urlsplit(url).path))
+        try:
+            with local.open("rb") as handle:
+                return _write_hashed(handle, dest)
+        except FileNotFoundError:
+            raise RegistryError(f"{local}: no such file") from None
     try:
-        with _open(url, None, timeout=timeout, accept="*/*") as response, dest.open("wb") as out:
-            while chunk := response.read(CHUNK):
-                digest.update(chunk)
-                out.write(chunk)
+        with _open(url, None, timeout=timeout, accept="*/*") as response:
+            return _write_hashed(response, dest)
     except _NotFound:
         raise RegistryError(f"{_safe(url)}: HTTP 404 Not Found") from None
-    return digest.hexdigest()
 
 
-def _copy_local(source: Path, dest: Path) -> str:
+def _write_hashed(source: Any, dest: Path) -> str:
+    """Copy a readable stream into ``dest`` in bounded memory; the sha256 of what was copied."""
     digest = hashlib.sha256()
-    try:
-        with source.open("rb") as handle, dest.open("wb") as out:
-            while chunk := handle.read(CHUNK):
-                digest.update(chunk)
-                out.write(chunk)
-    except FileNotFoundError:
-        raise RegistryError(f"{source}: no such file") from None
+    with dest.open("wb") as out:
+        while chunk := source.read(CHUNK):
+            digest.update(chunk)
+            out.write(chunk)
     return digest.hexdigest()
 
 

@@ -12,6 +12,15 @@ from farm.paths import data_dir
 from farm.resources import BuilderResources
 
 REPO = Path(__file__).resolve().parent.parent
+# The targets the built-in catalog ships: JetPacks, the CPU Debian target, the CUDA stand-ins.
+BUILTIN_TARGETS = {
+    "jetpack5",
+    "jetpack6",
+    "jetpack7",
+    "bookworm-arm64",
+    "standin-cuda12",
+    "standin-cuda13",
+}
 
 
 @pytest.fixture(scope="session")

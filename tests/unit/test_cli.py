@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from farm.cli import main
+from tests.conftest import BUILTIN_TARGETS
 
 
 def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -22,14 +23,7 @@ def test_targets_json_lists_every_target(capsys: pytest.CaptureFixture[str]) -> 
     document = json.loads(out)
     assert document["schema_version"] == 1
     by_name = {t["name"]: t for t in document["targets"]}
-    assert set(by_name) == {
-        "jetpack5",
-        "jetpack6",
-        "jetpack7",
-        "bookworm-arm64",
-        "standin-cuda12",
-        "standin-cuda13",
-    }
+    assert set(by_name) == BUILTIN_TARGETS
     jp6 = by_name["jetpack6"]
     assert (
         jp6["cuda"]["version"],

@@ -8,6 +8,7 @@ from pydantic import ValidationError
 
 from farm.catalog import Catalog
 from farm.models import OnnxruntimeSmoke, Recipe, Target
+from tests.conftest import BUILTIN_TARGETS
 
 
 def _target_data(catalog: Catalog, name: str) -> dict[str, Any]:
@@ -15,14 +16,7 @@ def _target_data(catalog: Catalog, name: str) -> dict[str, Any]:
 
 
 def test_builtin_catalog_has_the_jetpacks_and_the_stand_ins(catalog: Catalog) -> None:
-    assert set(catalog.targets) == {
-        "jetpack5",
-        "jetpack6",
-        "jetpack7",
-        "bookworm-arm64",
-        "standin-cuda12",
-        "standin-cuda13",
-    }
+    assert set(catalog.targets) == BUILTIN_TARGETS
 
 
 @pytest.mark.parametrize(
