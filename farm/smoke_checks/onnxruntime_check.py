@@ -110,7 +110,8 @@ def no_device_check(ort: object, model: str) -> None:
 
 
 class CapturedOutput:
-    """Send file descriptors 1 and 2 (Python and C++ output alike) to a file for a while."""
+    """Send output to a file for a while: file descriptors 1 and 2 (C++ logging) and
+    Python's sys.stdout and sys.stderr (onnxruntime's fallback messages are printed)."""
 
     def __enter__(self) -> Path:
         import tempfile
@@ -119,15 +120,19 @@ class CapturedOutput:
         sys.stderr.flush()
         self.path = Path(tempfile.mkstemp(prefix="farm-smoke-")[1])
         self.saved = [os.dup(1), os.dup(2)]
-        handle = os.open(self.path, os.O_WRONLY)
+        self.streams = (sys.stdout, sys.stderr)
+        handle = os.open(self.path, os.O_WRONLY | os.O_APPEND)
         os.dup2(handle, 1)
         os.dup2(handle, 2)
         os.close(handle)
+        self.text = self.path.open("a", buffering=1)  # closed in __exit__
+        sys.stdout = sys.stderr = self.text
         return self.path
 
     def __exit__(self, *exc: object) -> None:
-        sys.stdout.flush()
-        sys.stderr.flush()
+        self.text.flush()
+        sys.stdout, sys.stderr = self.streams
+        self.text.close()
         # (zip(strict=) is 3.10+; this script also runs on JetPack 5's Python 3.8)
         for fd in (1, 2):
             saved = self.saved[fd - 1]
