@@ -104,7 +104,8 @@ class StackPackage(FrozenModel):
     """
 
     registry: Literal["debian", "pypi"]
-    name: Name
+    # Debian package names may hold "+" (libcu++-dev); PyPI's are lower case here.
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9+._-]*$", max_length=128)
     version: str = Field(min_length=1)
     file: RelativePath  # a wheel's file name, or a Debian package's pool path
     sha256: Sha256
