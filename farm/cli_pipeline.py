@@ -216,6 +216,13 @@ def _build_dry_run(
             + (f", CUDA {cross['nvcc']}" if cross["nvcc"] else "")
             + "\n"
         )
+    toolkit = job.to_json()["cuda_toolkit"]
+    if toolkit is not None and toolkit["from"] == "packages":
+        header += (
+            f"# CUDA {toolkit['release']}: stack {toolkit['name']} assembled from "
+            f"{len(toolkit['packages'])} pinned packages into {toolkit['image']} "
+            "(cached; `farm plan --json` lists them)\n"
+        )
     console.print_text(
         header
         + f"# {where}: {' '.join(job.build_command)}\n"

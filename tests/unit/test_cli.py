@@ -120,3 +120,19 @@ def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
         main(["plan", "onnxruntime-gpu"])
     assert caught.value.code == 2
     assert "--target" in capsys.readouterr().err
+
+
+def test_a_stand_in_dry_run_names_its_assembled_cuda_stack(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FARM_CACHE_DIR", str(tmp_path / "cache"))
+    code, out, err = _run(capsys, "build", "demo-cuda", "--target", "standin-cuda13", "--dry-run")
+    assert code == 0, err
+    assert "# CUDA 13.0: stack cuda-13.0-pypi assembled from 5 pinned packages" in out
+    assert "COPY" not in out  # commands only, not the Dockerfile
+    code, out, _ = _run(capsys, "plan", "demo-cuda", "--target", "standin-cuda13", "--json")
+    toolkit = json.loads(out)["jobs"][0]["cuda_toolkit"]
+    assert toolkit["from"] == "packages"
+    assert [p["name"] for p in toolkit["packages"]][:2] == ["nvidia-cuda-nvcc", "nvidia-nvvm"]
+    code, out, _ = _run(capsys, "plan", "onnxruntime-gpu", "--target", "jetpack6", "--json")
+    assert json.loads(out)["jobs"][0]["cuda_toolkit"]["from"] == "image"
