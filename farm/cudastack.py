@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import io
+import json
 import os
 import re
 import shutil
@@ -353,6 +354,9 @@ def lay_out(stack: CudaStack, cache: Path, root: Path, say: Progress) -> dict[st
     )
     profile = nvcc_profile(stack.target_dir, include_first)
     (root / "bin" / "nvcc.profile").write_text(profile, encoding="utf-8")
+    # As NVIDIA's toolkits carry it; onnxruntime's build.py reads the CUDA release from it.
+    version = {"cuda": {"name": "CUDA SDK", "version": stack.release}}
+    (root / "version.json").write_text(json.dumps(version) + "\n", encoding="utf-8")
     for patch in stack.patches:
         apply_patch(stack, patch, root)
     # nvcc and CMake also look for the aarch64 tree under its Jetson name.

@@ -127,6 +127,11 @@ class StackPackage(FrozenModel):
         return self
 
 
+# Bumped whenever farm/cudastack.py lays a stack out differently, so cached toolkits of the
+# old layout are not reused. 2: version.json at the toolkit's top.
+STACK_LAYOUT = 2
+
+
 class StackPatch(FrozenModel):
     """A unified diff applied (``patch -p1``) in one directory of the assembled toolkit."""
 
@@ -154,7 +159,9 @@ class CudaStack(FrozenModel):
 
     @property
     def key(self) -> str:
-        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True)
+        """Content key of the assembled toolkit: the stack's data and farm's layout of it."""
+        shaping = {"stack": self.model_dump(mode="json"), "layout": STACK_LAYOUT}
+        canonical = json.dumps(shaping, sort_keys=True)
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 

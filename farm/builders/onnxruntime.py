@@ -96,9 +96,6 @@ def build_argv(spec: JobSpec, *, jobs: str, nvcc_threads: str) -> list[str]:
         "--update",
         "--build",
         "--build_wheel",
-        # setup.py names the distribution onnxruntime-<suffix>: onnxruntime-gpu.
-        "--wheel_name_suffix",
-        "gpu",
         "--skip_tests",
         "--skip_submodule_sync",
         "--allow_running_as_root",
@@ -110,6 +107,11 @@ def build_argv(spec: JobSpec, *, jobs: str, nvcc_threads: str) -> list[str]:
         "--parallel",
         jobs,
     ]
+    if target.cuda is None:
+        # setup.py names the distribution onnxruntime-<suffix>. With --use_cuda, build.py
+        # passes --wheel_name_suffix=gpu itself (build_python_wheel in tools/ci_build/build.py);
+        # a second one makes setup.py fail ("option --wheel_name_suffix not recognized").
+        argv += ["--wheel_name_suffix", "gpu"]
     homes = _homes(spec)
     if target.cuda is not None:
         argv += ["--use_cuda", "--cuda_home", homes["cuda"], "--nvcc_threads", nvcc_threads]
