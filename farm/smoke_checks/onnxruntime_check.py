@@ -14,7 +14,6 @@ It prints one JSON line: {"checks": [{"name", "ok", "detail"}], "info": {...}}.
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -68,7 +67,7 @@ def run(model: str, expected: list[str], device: str, w: list[list[float]], b: l
         # Falling back to the CPU on a Jetson means a library or SM architecture is missing.
         check("device", used[0] in gpu, f"session runs on {used[0]}, wanted {gpu[0]}")
     elif "CUDAExecutionProvider" in gpu:
-        no_device_check(ort, model)
+        no_device_check(model)
     x = (np.arange(6, dtype=np.float32).reshape(2, 3) / 7.0) - 0.3
     (y,) = session.run(None, {"X": x})
     reference = np.maximum(x @ np.array(w, dtype=np.float32) + np.array(b, dtype=np.float32), 0)
@@ -77,6 +76,8 @@ def run(model: str, expected: list[str], device: str, w: list[list[float]], b: l
 
 
 # What onnxruntime and the CUDA runtime say when a machine has no NVIDIA driver or GPU.
+# onnxruntime 1.21's CUDA provider opens libcuda.so.1 when it loads (CUDADriverWrapper) and
+# aborts the process when that fails.
 NO_DRIVER = (
     "driver version is insufficient",
     "cudaErrorInsufficientDriver",
@@ -84,60 +85,52 @@ NO_DRIVER = (
     "cudaErrorNoDevice",
     "CUDA failure 35",
     "CUDA failure 100",
+    "CUDADriverWrapper",
+    "libcuda.so.1: cannot open shared object file",
 )
+SESSION_CODE = """
+import sys
+import onnxruntime as ort
+session = ort.InferenceSession(sys.argv[1], providers=["CUDAExecutionProvider"])
+print("farm-providers", ",".join(session.get_providers()))
+"""
 
 
-def no_device_check(ort: object, model: str) -> None:
+def no_device_check(model: str, python: str = sys.executable, timeout: float = 900) -> None:
     """Without a GPU the CUDA provider must load and then refuse for want of a driver.
 
-    A provider library that cannot load (a missing cuDNN, cuBLAS) says so in
-    the same place, and fails this check: that is what breaks on a device.
+    The session is made in a child process: onnxruntime may abort the process
+    (1.21 does when libcuda.so.1 is missing). A provider library that cannot
+    load (a missing cuDNN or cuBLAS) says so in the same output and fails this
+    check: that is what would break on a device.
     """
-    with CapturedOutput() as output:
-        try:
-            session = ort.InferenceSession(model, providers=["CUDAExecutionProvider"])  # type: ignore[attr-defined]
-            used = session.get_providers()
-        except Exception as exc:
-            print(f"{type(exc).__name__}: {exc}")
-            used = []
-    text = output.read_text(errors="replace")
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    import resource
+    import subprocess
+
+    def no_core_dump() -> None:  # a core dump of an emulated process can hang QEMU
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+
+    try:
+        child = subprocess.run(
+            [python, "-c", SESSION_CODE, model],
+            capture_output=True,
+            text=True,
+            errors="replace",
+            timeout=timeout,
+            preexec_fn=no_core_dump,
+        )
+    except subprocess.TimeoutExpired:
+        check("cuda_without_device", False, f"no answer within {timeout:.0f} s")
+        return
+    lines = [line.strip() for line in (child.stdout + child.stderr).splitlines() if line.strip()]
+    used = next((line.split()[1] for line in lines if line.startswith("farm-providers ")), "")
     reason = next((line for line in lines if any(mark in line for mark in NO_DRIVER)), "")
-    INFO["cuda_without_device"] = lines[-3:]
-    ok = "CUDAExecutionProvider" not in used and bool(reason)
+    INFO["cuda_without_device"] = lines[-4:]
+    ok = "CUDAExecutionProvider" not in used.split(",") and bool(reason)
     detail = reason or (lines or ["no message"])[-1]
-    check("cuda_without_device", ok, f"CUDA provider without a GPU: {detail[:300]}")
-
-
-class CapturedOutput:
-    """Send output to a file for a while: file descriptors 1 and 2 (C++ logging) and
-    Python's sys.stdout and sys.stderr (onnxruntime's fallback messages are printed)."""
-
-    def __enter__(self) -> Path:
-        import tempfile
-
-        sys.stdout.flush()
-        sys.stderr.flush()
-        self.path = Path(tempfile.mkstemp(prefix="farm-smoke-")[1])
-        self.saved = [os.dup(1), os.dup(2)]
-        self.streams = (sys.stdout, sys.stderr)
-        handle = os.open(self.path, os.O_WRONLY | os.O_APPEND)
-        os.dup2(handle, 1)
-        os.dup2(handle, 2)
-        os.close(handle)
-        self.text = self.path.open("a", buffering=1)  # closed in __exit__
-        sys.stdout = sys.stderr = self.text
-        return self.path
-
-    def __exit__(self, *exc: object) -> None:
-        self.text.flush()
-        sys.stdout, sys.stderr = self.streams
-        self.text.close()
-        # (zip(strict=) is 3.10+; this script also runs on JetPack 5's Python 3.8)
-        for fd in (1, 2):
-            saved = self.saved[fd - 1]
-            os.dup2(saved, fd)
-            os.close(saved)
+    if child.returncode < 0:
+        detail += f" (onnxruntime ended the process with signal {-child.returncode})"
+    check("cuda_without_device", ok, f"CUDA provider without a GPU: {detail[:400]}")
 
 
 if __name__ == "__main__":
