@@ -34,7 +34,8 @@ python{python} -m venv /tmp/farm-install
 /tmp/farm-install/bin/pip download --quiet --no-deps --dest /tmp/farm-dl "$FARM_REQUIREMENT"
 for wheel in /tmp/farm-dl/*.whl; do echo "farm-sha256 $(sha256sum "$wheel")"; done
 /tmp/farm-install/bin/pip install --quiet --no-deps --no-index /tmp/farm-dl/*.whl
-/tmp/farm-install/bin/pip show "$FARM_PROJECT" | head -n 2
+# sed reads all of pip's output: head would close the pipe and pip report BrokenPipeError.
+/tmp/farm-install/bin/pip show "$FARM_PROJECT" | sed -n 1,2p
 """
 
 
