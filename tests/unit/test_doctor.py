@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 
 from farm import doctor
+from farm.catalog import Catalog
 
 ENTRY = """enabled
 interpreter /usr/bin/qemu-aarch64-static
@@ -72,3 +73,24 @@ def test_native_platform_needs_no_emulation(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setattr(doctor, "host_platform", lambda: "linux/arm64")
     assert doctor.check_binfmt("linux/arm64").status == "ok"
     assert doctor.check_qemu("linux/arm64").status == "ok"
+
+
+def test_cuda_stacks_say_whether_they_are_assembled(
+    catalog: Catalog, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    targets = [entry.model for entry in catalog.targets.values()]
+    checks = doctor.check_cuda_stacks(targets, tmp_path)
+    assert [c.status for c in checks] == ["ok", "ok"]  # the two stand-ins; JetPacks use images
+    assert all("not assembled yet" in c.detail for c in checks)
+    stack = catalog.targets["standin-cuda13"].model.cuda.stack  # type: ignore[union-attr]
+    assert stack is not None
+    tarball = doctor.toolkit_tarball(stack, tmp_path)
+    tarball.parent.mkdir(parents=True)
+    tarball.write_bytes(b"x" * 1024)
+    detail = next(c.detail for c in doctor.check_cuda_stacks(targets, tmp_path) if "13" in c.detail)
+    assert "cuda-13.0-pypi (CUDA 13.0, 5 packages) assembled" in detail
+    # The CUDA 12 stack carries a patch: without the patch program it cannot be assembled.
+    monkeypatch.setattr(doctor.shutil, "which", lambda name: None)
+    failing = [c for c in doctor.check_cuda_stacks(targets, tmp_path) if c.status == "fail"]
+    assert len(failing) == 1 and "patch is not installed" in failing[0].detail
+    assert failing[0].fix is not None and "apt-get install patch" in failing[0].fix
