@@ -85,8 +85,18 @@ def pypi_index(environ: dict[str, str] | None = None) -> str:
     return env.get(PYPI_INDEX_ENV) or env.get("PIP_INDEX_URL") or DEFAULT_PYPI_INDEX
 
 
+def download_path(cache: Path, sha256: str, file_name: str) -> Path:
+    """Where a pinned download lives in the cache: keyed by its sha256, under its own name."""
+    return cache / "downloads" / sha256 / file_name
+
+
 def downloaded_path(package: StackPackage, cache: Path) -> Path:
-    return cache / "downloads" / package.sha256 / package.file_name
+    return download_path(cache, package.sha256, package.file_name)
+
+
+def in_toolkit(path: str, target_dir: str) -> str:
+    """A stack path with ``{target}`` standing for the target tree (``targets/sbsa-linux``)."""
+    return path.replace("{target}", target_dir)
 
 
 def fetch(package: StackPackage, cache: Path, say: Progress) -> Path:
@@ -241,7 +251,7 @@ def destination(package: StackPackage, path: str, target_dir: str) -> str | None
             best = source
     if best is None:
         return None
-    dest = package.place[best].replace("{target}", target_dir)
+    dest = in_toolkit(package.place[best], target_dir)
     rest = path[len(best) :]
     joined = f"{dest.rstrip('/')}/{rest}" if rest else dest
     normal = PurePosixPath(joined)
@@ -349,9 +359,7 @@ def lay_out(stack: CudaStack, cache: Path, root: Path, say: Progress) -> dict[st
     if linked:
         say(f"linked {', '.join(linked)}")
     (root / "bin").mkdir(parents=True, exist_ok=True)
-    include_first = tuple(
-        path.replace("{target}", stack.target_dir) for path in stack.include_first
-    )
+    include_first = tuple(in_toolkit(path, stack.target_dir) for path in stack.include_first)
     profile = nvcc_profile(stack.target_dir, include_first)
     (root / "bin" / "nvcc.profile").write_text(profile, encoding="utf-8")
     # As NVIDIA's toolkits carry it; onnxruntime's build.py reads the CUDA release from it.
@@ -368,7 +376,7 @@ def lay_out(stack: CudaStack, cache: Path, root: Path, say: Progress) -> dict[st
 
 
 def apply_patch(stack: CudaStack, patch: StackPatch, root: Path) -> None:
-    directory = root / patch.directory.replace("{target}", stack.target_dir)
+    directory = root / in_toolkit(patch.directory, stack.target_dir)
     try:
         result = capture(
             ["patch", "-p1", "--forward", "--batch", "-d", str(directory), "-i", "/dev/stdin"],
@@ -406,7 +414,7 @@ def check_toolkit(stack: CudaStack, root: Path, providers: dict[str, StackPackag
     if nvcc is not None:
         _same_release(stack, "nvcc --version", nvcc)
     for bound in _RELEASE_BOUND:
-        package = providers.get(bound.replace("{target}", target))
+        package = providers.get(in_toolkit(bound, target))
         if package is not None and not _version_of_release(package.version, stack.release):
             raise StackError(
                 f"CUDA stack {stack.name}: {PurePosixPath(bound).name} comes from "

@@ -22,7 +22,7 @@ import tarfile
 from pathlib import Path, PurePosixPath
 from urllib.parse import urlsplit
 
-from farm.cudastack import Progress, StackError, fetch, fetch_url, unpack
+from farm.cudastack import Progress, StackError, download_path, fetch, fetch_url, unpack
 from farm.errors import CatalogError
 from farm.models import ArchiveSource, PatchArchive, Recipe, StackPackage
 
@@ -75,7 +75,7 @@ def _add_archive(
         raise StackError(f"the source archive pins no sha256 for version {version}")
     url = source.ref_for(version)
     name = archive_file_name(url)
-    fetched = fetch_url(url, sha256, cache / "downloads" / sha256 / name, f"source {name}", say)
+    fetched = fetch_url(url, sha256, download_path(cache, sha256, name), f"source {name}", say)
     _place(fetched, context / SOURCE_ARCHIVE)
 
 
@@ -102,7 +102,7 @@ def _write_patch(directory: Path, index: int, name: str, text: bytes) -> str:
 def _patches_from(archive: PatchArchive, cache: Path, say: Progress) -> list[tuple[str, bytes]]:
     name = archive_file_name(archive.url)
     path = fetch_url(
-        archive.url, archive.sha256, cache / "downloads" / archive.sha256 / name, name, say
+        archive.url, archive.sha256, download_path(cache, archive.sha256, name), name, say
     )
     wanted = set(archive.apply)
     found: dict[str, bytes] = {}
