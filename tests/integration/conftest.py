@@ -13,6 +13,7 @@ import subprocess
 import sys
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -40,6 +41,17 @@ def run_farm(
         check=False,
         env={**os.environ, **(env or {})},
     )
+
+
+def build_through_smoke(tmp_path: Path, *argv: str) -> dict[str, Any]:
+    """`farm build ARGV --json` in a fresh state directory; every stage to smoke must run."""
+    env = {"FARM_STATE_DIR": str(tmp_path / "state")}
+    result = run_farm("build", *argv, "--output-dir", str(tmp_path / "out"), "--json", env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    document: dict[str, Any] = json.loads(result.stdout)
+    states = {stage["stage"]: stage["state"] for stage in document["stages"]}
+    assert states == dict.fromkeys(("build", "repair", "inspect", "smoke"), "ran")
+    return document
 
 
 def onnxruntime_aarch64_wheel(version: str, python: str) -> Path:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import run_farm
+from tests.integration.conftest import build_through_smoke, run_farm
 from tests.integration.test_build import ELF_MACHINE_AARCH64, _elf_machine
 
 pytestmark = pytest.mark.integration
@@ -17,15 +17,9 @@ pytestmark = pytest.mark.integration
 def test_the_demo_built_cross_repairs_and_passes_its_smoke_test(
     host_ready: object, tmp_path: Path
 ) -> None:
-    env = {"FARM_STATE_DIR": str(tmp_path / "state")}
-    result = run_farm(
-        "build", "demo", "--target", "bookworm-arm64", "--strategy", "cross",
-        "--output-dir", str(tmp_path / "out"), "--json", env=env,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr[-3000:]
-    document = json.loads(result.stdout)
-    states = {stage["stage"]: stage["state"] for stage in document["stages"]}
-    assert states == dict.fromkeys(("build", "repair", "inspect", "smoke"), "ran")
+    document = build_through_smoke(
+        tmp_path, "demo", "--target", "bookworm-arm64", "--strategy", "cross"
+    )
     (built,) = document["wheels"]
     assert Path(built).name == "farm_demo-0.1.0-cp311-cp311-linux_aarch64.whl"
     wheel = Path(document["wheel"])

@@ -14,7 +14,7 @@ import pytest
 from elftools.elf.dynamic import DynamicSection
 from elftools.elf.elffile import ELFFile
 
-from tests.integration.conftest import REPO, run_farm
+from tests.integration.conftest import REPO, build_through_smoke, run_farm
 
 pytestmark = pytest.mark.integration
 
@@ -48,15 +48,7 @@ def _elf(data: bytes, path: Path) -> tuple[str, list[str]]:
 def test_the_cuda_demo_is_cross_built_repaired_and_smoke_tested(
     host_ready: object, tmp_path: Path, target: str, major: str, archs: set[str]
 ) -> None:
-    env = {"FARM_STATE_DIR": str(tmp_path / "state")}
-    result = run_farm(
-        "build", "demo-cuda", "--target", target,
-        "--output-dir", str(tmp_path / "out"), "--json", env=env,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr[-3000:]
-    document = json.loads(result.stdout)
-    states = {stage["stage"]: stage["state"] for stage in document["stages"]}
-    assert states == dict.fromkeys(("build", "repair", "inspect", "smoke"), "ran")
+    document = build_through_smoke(tmp_path, "demo-cuda", "--target", target)
     wheel = Path(document["wheel"])
     assert wheel.name.startswith("farm_demo_cuda-0.1.0-cp313-cp313-manylinux_")
     assert wheel.name.endswith(".manylinux_2_41_aarch64.whl")
