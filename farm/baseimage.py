@@ -25,6 +25,7 @@ from farm.errors import FarmError
 from farm.models import BaseImage as ImageModel
 from farm.models import Bootstrap, Target
 from farm.process import Finished, stream
+from farm.runner import EngineRunner
 
 Runner = Callable[[list[str], dict[str, str]], Finished]
 
@@ -224,8 +225,11 @@ def _load(source: ImageSource, engine: Engine, on_line: Callable[[str], None]) -
             lines.append(f"ADD {name} /")
         lines.append('CMD ["/bin/sh"]')
         (context / "Dockerfile").write_text("\n".join(lines) + "\n", encoding="utf-8")
-        result = stream(
-            engine.build_argv(load_request(source, context)), on_line=on_line, env=engine.env
-        )
-    if result.returncode != 0:
-        raise FarmError(f"loading {source.reference} failed: {result.failing_line()}")
+        log = first.with_name(f"{first.name}.load.log")
+        with EngineRunner(engine, "base-image", on_line, log_path=log) as runner:
+            runner.build(
+                load_request(source, context),
+                failed=lambda result: FarmError(
+                    f"loading {source.reference} failed: {result.failing_line()}; log: {log}"
+                ),
+            )

@@ -25,12 +25,13 @@ from pathlib import Path
 from typing import Any
 
 from farm.engine import BuildRequest, Engine
-from farm.errors import EnvironmentProblem, FarmError
+from farm.errors import FarmError
 from farm.network import network_secrets, proxy_build_args
 from farm.paths import cache_dir
 from farm.plan import BuildJob
-from farm.process import Finished, command_line, stream, write_script
+from farm.process import command_line
 from farm.records import write_record
+from farm.runner import EngineRunner
 from farm.sources import prepare_context
 
 
@@ -95,16 +96,25 @@ def run_build(
     with (
         tempfile.TemporaryDirectory(prefix=".partial-", dir=directory) as partial,
         _context(job, directory, cache or cache_dir(), on_line) as context,
+        EngineRunner(
+            engine, "build", on_line, log_path=log_path, script_path=directory / "build.sh"
+        ) as runner,
     ):
         request = build_request(job, dockerfile, Path(partial) / "wheels", context, no_cache)
         argv = engine.build_argv(request)
-        write_script(directory / "build.sh", [(argv, engine.env)])
-        with log_path.open("w", encoding="utf-8") as log:
-            result = stream(argv, on_line=on_line, log=log, env=engine.env)
+        try:
+            runner.build(
+                request,
+                image=job.spec.target.base_image.pinned,
+                failed=lambda result: BuildFailed(
+                    f"build step failed: {result.failing_line()}; log: {log_path}",
+                    hint=f"the last lines of {log_path} show the failing command",
+                ),
+            )
+        except FarmError:
+            _record(directory, job, engine, "failed", time.monotonic() - started, [])
+            raise
         duration = time.monotonic() - started
-        if result.returncode != 0:
-            _record(directory, job, engine, "failed", duration, [])
-            raise _failure(result, log_path, job.spec.target.base_image.pinned)
         wheels = _publish_wheels(Path(partial) / "wheels", directory / "wheels", log_path)
     _record(directory, job, engine, "passed", duration, wheels)
     return BuildResult(
@@ -138,44 +148,6 @@ def _publish_wheels(exported: Path, final: Path, log_path: Path) -> list[Path]:
         shutil.rmtree(final)
     exported.replace(final)
     return sorted(final.glob("*.whl"))
-
-
-# What BuildKit prints when a FROM image is neither in the local store nor pullable.
-_PULL_FAILURES = (
-    "failed to resolve source metadata",
-    "failed to create llb definition",
-    "pull access denied",
-    "failed to authorize",
-    "manifest unknown",
-)
-
-
-def _failure(result: Finished, log_path: Path, base_image: str) -> FarmError:
-    text = result.output.lower()
-    if "no space left on device" in text:
-        return EnvironmentProblem(
-            f"the builder ran out of disk space; log: {log_path}",
-            hint="`docker builder prune` frees BuildKit cache",
-        )
-    if "cannot connect to the docker daemon" in text or "is the docker daemon running" in text:
-        return EnvironmentProblem(
-            "docker daemon not reachable", hint="run scripts/host-setup.sh or start dockerd"
-        )
-    if "load metadata for" in text and any(marker in text for marker in _PULL_FAILURES):
-        return EnvironmentProblem(
-            f"base image {base_image} is neither present nor pullable; log: {log_path}",
-            hint="pull it where its registry is reachable and `docker load` it here, or point "
-            "the target's base_image at a reachable mirror (--recipes DIR)",
-        )
-    if "exec format error" in text:
-        return EnvironmentProblem(
-            f"the target's programs cannot run here (exec format error); log: {log_path}",
-            hint="register QEMU: scripts/host-setup.sh",
-        )
-    return BuildFailed(
-        f"build step failed: {result.failing_line()}; log: {log_path}",
-        hint=f"the last lines of {log_path} show the failing command",
-    )
 
 
 def _record(

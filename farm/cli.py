@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -17,9 +18,14 @@ from farm.compat import select
 from farm.doctor import run_checks
 from farm.errors import (
     EXIT_ENVIRONMENT,
+    EXIT_FAILURE,
     FarmError,
     IncompatibleError,
+    Interrupted,
     UsageError,
+    error_document,
+    host_fault,
+    signals_raise,
 )
 from farm.inspect import inspect_wheel
 from farm.models import OnnxruntimeSmoke, Target
@@ -451,7 +457,7 @@ def cmd_repair(args: argparse.Namespace, catalog: Catalog) -> int:
     target = catalog.target(args.target).model
     if not args.wheel.is_file():
         raise UsageError(f"{args.wheel}: no such wheel file")
-    engine = preflight(target.platform)
+    engine = preflight(target.platform, {"--output-dir": args.output_dir})
     with console.section("base_image", f"base image {target.base_image.pinned}") as line:
         ensure_base_image(target, engine, cache_dir(), line)
     with console.section("repair", f"repairing {args.wheel.name} for {target.name}") as line:
@@ -496,7 +502,8 @@ def cmd_smoke(args: argparse.Namespace, catalog: Catalog) -> int:
         or gpu_providers(smoke, target)
         or (("CPUExecutionProvider",) if isinstance(smoke, OnnxruntimeSmoke) else ())
     )
-    engine = preflight(target.platform)
+    record_dir = args.output_dir or args.wheel.parent
+    engine = preflight(target.platform, {"the smoke record's directory": record_dir})
     with console.section("base_image", f"base image {target.base_image.pinned}") as line:
         ensure_base_image(target, engine, cache_dir(), line)
     with console.section("smoke", f"smoke test of {args.wheel.name} on {target.name}") as line:
@@ -508,7 +515,7 @@ def cmd_smoke(args: argparse.Namespace, catalog: Catalog) -> int:
             engine,
             expect_providers=expected,
             device=args.device,
-            record_dir=args.output_dir or args.wheel.parent,
+            record_dir=record_dir,
             on_line=line,
         )
     return _report_smoke(report, args.json)
@@ -570,21 +577,56 @@ def _expected_providers(catalog: Catalog, wheel: Path, target: Target) -> tuple[
 # --- entry points ---------------------------------------------------------------
 
 Handler = Callable[[argparse.Namespace, Catalog], int]
+DEBUG_ENV = "FARM_DEBUG"  # set: unexpected exceptions show their traceback
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     handler: Handler = args.handler
-    try:
-        catalog = load_catalog(catalog_dirs(args.recipes))
-        return handler(args, catalog)
-    except FarmError as exc:
-        console.error(exc.message, exc.hint)
-        return exc.exit_code
-    except KeyboardInterrupt:
-        console.error("interrupted")
-        return 130
+    as_json = bool(getattr(args, "json", False))
+    with signals_raise():
+        try:
+            catalog = load_catalog(catalog_dirs(args.recipes))
+            return handler(args, catalog)
+        except FarmError as exc:
+            return _failed(exc.message, exc.hint, exc.exit_code, as_json)
+        except OSError as exc:  # the file system said no where no stage expected it
+            fault = host_fault(exc)
+            return _failed(fault.message, fault.hint, fault.exit_code, as_json)
+        except KeyboardInterrupt:
+            return _stopped(signal.SIGINT, as_json)
+        except Interrupted as exc:
+            return _stopped(exc.signum, as_json)
+        except Exception as exc:
+            if os.environ.get(DEBUG_ENV):
+                raise
+            return _failed(
+                f"internal error: {type(exc).__name__}: {exc}",
+                f"rerun with {DEBUG_ENV}=1 to see where, and report it",
+                EXIT_FAILURE,
+                as_json,
+            )
+
+
+def _failed(message: str, hint: str | None, code: int, as_json: bool) -> int:
+    """The error line (and hint) on stderr; with --json, the error document unless one
+    was printed already."""
+    console.error(message, hint)
+    if as_json and not console.printed_json():
+        console.print_json(error_document(message, hint, code))
+    return code
+
+
+def _stopped(signum: int, as_json: bool) -> int:
+    """After a signal unwound every stage (children stopped, containers removed, lock freed)."""
+    doing = console.activity()
+    name = signal.Signals(signum).name
+    message = f"stopped by {name}" + (f" while {doing}" if doing else "")
+    console.error(message)
+    if as_json and not console.printed_json():
+        console.print_json(error_document(message, None, 128 + signum))
+    return 128 + signum
 
 
 def entry_point() -> None:

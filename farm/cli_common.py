@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Mapping
+from pathlib import Path
 
 from farm.catalog import Catalog
 from farm.doctor import check_binfmt, check_disk, check_qemu
 from farm.engine import Engine, daemon_version, detect_engine
 from farm.errors import EnvironmentProblem
-from farm.paths import cache_dir
+from farm.paths import cache_dir, writable_directory
 from farm.plan import BuildJob, plan_job
 from farm.resources import builder_resources
 
@@ -26,8 +28,11 @@ def engine_for_dry_run() -> Engine:
         )
 
 
-def preflight(platform: str) -> Engine:
-    """Fail before BuildKit starts when the daemon or emulation cannot work."""
+def preflight(platform: str, directories: Mapping[str, Path] | None = None) -> Engine:
+    """Fail before BuildKit starts when the daemon or emulation cannot work, or a directory
+    the command writes (``{what: path}``) is not a writable directory."""
+    for what, path in (directories or {}).items():
+        writable_directory(path, what)
     engine = detect_engine()
     daemon_version(engine)
     for check in (check_binfmt(platform), check_qemu(platform), check_disk(engine, cache_dir())):

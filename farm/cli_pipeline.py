@@ -135,7 +135,7 @@ def cmd_build(args: argparse.Namespace, catalog: Catalog) -> int:
     )
     if args.dry_run:
         return _build_dry_run(job, out_root, args.json, publish, args.no_cache)
-    engine = preflight(target.platform)
+    engine = preflight(target.platform, _written(out_root))
     ledger = Ledger(state_dir())
     options = PipelineOptions(
         out_root=out_root,
@@ -149,6 +149,15 @@ def cmd_build(args: argparse.Namespace, catalog: Catalog) -> int:
     with ledger.locked(f"farm build {job.spec.recipe.name} --target {target.name}"):
         result = Runner(job, engine, ledger, options, console.section, console.info).run()
     return _report_build(result, args.json, time.monotonic() - started)
+
+
+def _written(out_root: Path) -> dict[str, Path]:
+    """The directories a pipeline writes, checked before it starts."""
+    return {
+        "--output-dir": out_root,
+        "the state directory (FARM_STATE_DIR)": state_dir(),
+        "the cache directory (FARM_CACHE_DIR)": cache_dir(),
+    }
 
 
 def _report_build(result: PipelineResult, as_json: bool, duration_s: float) -> int:
@@ -270,7 +279,10 @@ def cmd_nightly(args: argparse.Namespace, catalog: Catalog) -> int:
     results = []
     todo = [cell for cell in cells if cell.state == "build" and cell.job is not None]
     if todo:
-        engine = preflight(todo[0].job.spec.target.platform)  # type: ignore[union-attr]
+        engine = preflight(
+            todo[0].job.spec.target.platform,  # type: ignore[union-attr]
+            _written(args.output_dir or output_dir()),
+        )
         with ledger.locked("farm nightly"):
             for number, cell in enumerate(todo, 1):
                 assert cell.job is not None  # noqa: S101 - filtered above

@@ -29,8 +29,20 @@ stdout = Console(soft_wrap=True, highlight=False, width=_PIPED_WIDTH)
 stderr = Console(stderr=True, soft_wrap=True, highlight=False)
 
 
+_printed_json = False
+# Terminal control sequences and other control characters: an error line is plain text.
+_CONTROL = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|[\x00-\x1f\x7f]")
+
+
 def print_json(document: Any) -> None:
+    global _printed_json
+    _printed_json = True
     sys.stdout.write(mask(json.dumps(document, indent=2, sort_keys=False)) + "\n")
+
+
+def printed_json() -> bool:
+    """Whether this command already wrote its JSON document to stdout."""
+    return _printed_json
 
 
 def print_text(text: str) -> None:
@@ -55,14 +67,33 @@ def print_check(status: str, name: str, detail: str, fix: str | None) -> None:
         stdout.print(f"     fix: {escape(fix)}")
 
 
+def plain(text: str) -> str:
+    """``text`` on one line without terminal escapes or control characters, masked."""
+    return " ".join(_CONTROL.sub(" ", mask(text)).split())
+
+
 def error(message: str, hint: str | None = None) -> None:
-    stderr.print(f"[bold red]farm: error:[/] {escape(mask(message))}")
+    """``farm: error: ...`` and maybe ``farm: hint: ...``: plain, whole lines on stderr."""
+    sys.stderr.write(f"farm: error: {plain(message)}\n")
     if hint:
-        stderr.print(f"[yellow]farm: hint:[/] {escape(mask(hint))}")
+        sys.stderr.write(f"farm: hint: {plain(hint)}\n")
+    sys.stderr.flush()
+
+
+def warn(message: str) -> None:
+    sys.stderr.write(f"farm: warning: {plain(message)}\n")
 
 
 def info(message: str) -> None:
     stderr.print(escape(mask(message)))
+
+
+_ACTIVE: list[str] = []  # headers of the sections now open, outermost first
+
+
+def activity() -> str | None:
+    """What the farm is doing now (the innermost open section), for interruption messages."""
+    return _ACTIVE[-1] if _ACTIVE else None
 
 
 @contextlib.contextmanager
@@ -72,6 +103,16 @@ def section(name: str, header: str) -> Iterator[Callable[[str], None]]:
     In GitLab CI the block is a collapsible log section; on a terminal a
     spinner shows the latest line; elsewhere every line is printed plainly.
     """
+    _ACTIVE.append(header)
+    try:
+        with _section_output(name, header) as on_line:
+            yield on_line
+    finally:
+        _ACTIVE.pop()
+
+
+@contextlib.contextmanager
+def _section_output(name: str, header: str) -> Iterator[Callable[[str], None]]:
     if os.environ.get("GITLAB_CI"):
         slug = re.sub(r"[^a-z0-9_]+", "_", name.lower())
         sys.stderr.write(

@@ -19,10 +19,11 @@ from packaging.version import InvalidVersion, Version
 
 from farm.cudastack import toolkit_tarball
 from farm.engine import SETUP_HINT, BuildRequest, Engine, daemon_version, detect_engine
-from farm.errors import EnvironmentProblem
+from farm.errors import EnvironmentProblem, FarmError
 from farm.models import Target
 from farm.process import capture
 from farm.resources import builder_resources
+from farm.runner import EngineRunner
 
 BINFMT_DIR = Path("/proc/sys/fs/binfmt_misc")
 # binfmt_misc handler names as QEMU's qemu-binfmt-conf.sh registers them, per Docker platform.
@@ -75,6 +76,12 @@ def check_daemon(engine: Engine) -> Check:
     return Check(name="daemon", status="ok", detail=f"docker engine {version}")
 
 
+BUILDKIT_FIX = (
+    "use a docker client with BuildKit: Debian's docker.io (DOCKER_BUILDKIT=1) "
+    "or the buildx plugin; FARM_DOCKER=/usr/bin/docker selects a client"
+)
+
+
 def check_buildkit(engine: Engine) -> Check:
     """A real BuildKit build of a one-file scratch image, exported with --output type=local."""
     with tempfile.TemporaryDirectory(prefix="farm-doctor-") as scratch:
@@ -88,21 +95,28 @@ def check_buildkit(engine: Engine) -> Check:
             output_dir=root / "out",
             use_registry_cache=False,
         )
-        result = capture(engine.build_argv(request), env=engine.env, timeout=180)
-        exported = (root / "out" / "probe.txt").is_file()
-    if result.returncode == 0 and exported:
-        return Check(
-            name="buildkit",
-            status="ok",
-            detail="built and exported a scratch image with --output type=local",
-        )
-    last = result.failing_line()
+        try:
+            with EngineRunner(engine, "doctor", lambda line: None) as runner:
+                runner.build(
+                    request,
+                    timeout=180,
+                    failed=lambda result: FarmError(
+                        f"BuildKit build failed: {result.failing_line()}", hint=BUILDKIT_FIX
+                    ),
+                )
+        except FarmError as exc:
+            return Check(name="buildkit", status="fail", detail=exc.message, fix=exc.hint)
+        if not (root / "out" / "probe.txt").is_file():
+            return Check(
+                name="buildkit",
+                status="fail",
+                detail="BuildKit built the probe but exported nothing with --output type=local",
+                fix=BUILDKIT_FIX,
+            )
     return Check(
         name="buildkit",
-        status="fail",
-        detail=f"BuildKit build failed: {last}",
-        fix="use a docker client with BuildKit: Debian's docker.io (DOCKER_BUILDKIT=1) "
-        "or the buildx plugin; FARM_DOCKER=/usr/bin/docker selects a client",
+        status="ok",
+        detail="built and exported a scratch image with --output type=local",
     )
 
 

@@ -7,12 +7,23 @@ command line returns. Only :func:`farm.cli.main` catches them.
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import signal
+import threading
+from collections.abc import Iterator
 from pathlib import Path
+from types import FrameType
+from typing import Any
 
 # Exit codes, in the spirit of sysexits(3) but few enough to remember.
 EXIT_FAILURE = 1  # a stage ran and failed
 EXIT_USAGE = 2  # bad input: arguments, recipes, targets, impossible combinations
 EXIT_ENVIRONMENT = 3  # the host lacks something: docker, QEMU, disk
+# 128 + N: stopped by signal N (130 SIGINT, 143 SIGTERM), as shells report it.
+
+ERROR_SCHEMA_VERSION = 1  # the --json document of a command that failed
+_KINDS = {EXIT_FAILURE: "failure", EXIT_USAGE: "usage", EXIT_ENVIRONMENT: "environment"}
 
 
 class FarmError(Exception):
@@ -60,3 +71,96 @@ class EnvironmentProblem(FarmError):
     """The host cannot run what was asked (missing tool, daemon down)."""
 
     exit_code = EXIT_ENVIRONMENT
+
+
+class TimedOut(FarmError):
+    """A command ran past its time limit and was stopped, with its container."""
+
+
+class Interrupted(BaseException):
+    """SIGTERM or SIGHUP arrived (SIGINT raises KeyboardInterrupt).
+
+    A BaseException like KeyboardInterrupt, so that no ``except Exception``
+    swallows it while the stack unwinds through the context managers that
+    stop child processes, remove containers and release the state lock.
+    """
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + self.signum
+
+    @property
+    def name(self) -> str:
+        return signal.Signals(self.signum).name
+
+
+# What the host can do about an OSError, by errno.
+_OS_HINTS = {
+    errno.ENOSPC: "free disk space there (`docker builder prune` frees BuildKit cache)",
+    errno.EDQUOT: "free disk space there or raise the quota",
+    errno.EACCES: "make it writable by this user, or choose another directory",
+    errno.EPERM: "make it writable by this user, or choose another directory",
+    errno.EROFS: "choose a directory on a writable file system",
+    errno.ENOTDIR: "a file stands where a directory is needed: move it or choose another path",
+    errno.EEXIST: "a file stands where a directory is needed: move it or choose another path",
+    errno.EISDIR: "a directory stands where a file is needed: move it or choose another path",
+}
+
+
+def host_fault(exc: OSError, doing: str | None = None) -> EnvironmentProblem:
+    """An OSError from the file system as one line naming the path and what went wrong."""
+    where = f" {exc.filename}" if exc.filename else ""
+    if exc.filename2:
+        where += f" -> {exc.filename2}"
+    reason = exc.strerror or str(exc)
+    prefix = f"{doing}: " if doing else ""
+    return EnvironmentProblem(
+        f"{prefix}{reason}:{where}".rstrip(":"), hint=_OS_HINTS.get(exc.errno or 0)
+    )
+
+
+def error_document(message: str, hint: str | None, exit_code: int) -> dict[str, Any]:
+    """What ``--json`` prints when a command fails before it has a result to print."""
+    kind = _KINDS.get(exit_code, "interrupted" if exit_code > 128 else "failure")
+    return {
+        "schema_version": ERROR_SCHEMA_VERSION,
+        "ok": False,
+        "error": {"kind": kind, "message": message, "hint": hint, "exit_code": exit_code},
+    }
+
+
+_STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+
+
+@contextlib.contextmanager
+def signals_raise() -> Iterator[None]:
+    """Within the block, SIGTERM and SIGHUP raise :class:`Interrupted` in the main thread.
+
+    The first stop signal (SIGINT included) wins: later ones are ignored while
+    the stack unwinds, so a second Ctrl-C or a CI runner's repeated SIGTERM
+    cannot cut the clean-up short. The previous handlers come back afterwards.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    watched = (signal.SIGINT, *_STOP_SIGNALS)
+    previous = {signum: signal.getsignal(signum) for signum in watched}
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        for other in watched:
+            signal.signal(other, signal.SIG_IGN)
+        if signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        raise Interrupted(signum)
+
+    for signum in watched:
+        signal.signal(signum, stop)
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, signal.SIG_DFL if handler is None else handler)

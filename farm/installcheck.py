@@ -24,9 +24,10 @@ from farm.engine import Engine
 from farm.errors import FarmError
 from farm.models import Target
 from farm.network import ca_bundle
-from farm.process import capture, register_secret
+from farm.process import register_secret
 from farm.publish import sha256_of
 from farm.registries import IndexLocation
+from farm.runner import EngineRunner
 
 SCRIPT = """\
 set -e
@@ -37,6 +38,10 @@ for wheel in /tmp/farm-dl/*.whl; do echo "farm-sha256 $(sha256sum "$wheel")"; do
 # sed reads all of pip's output: head would close the pipe and pip report BrokenPipeError.
 /tmp/farm-install/bin/pip show "$FARM_PROJECT" | sed -n 1,2p
 """
+
+
+# A virtual environment, one download and one install; slow indexes and QEMU included.
+INSTALL_TIMEOUT_S = 1800.0
 
 
 class InstallFailed(FarmError):
@@ -61,25 +66,14 @@ def index_url_with_credentials(read_url: str, credentials: Credentials | None) -
     return urlunsplit(parts._replace(netloc=netloc))
 
 
-def install_argv(engine: Engine, target: Target, python: str, image: str) -> list[str]:
-    # The index may be this machine's loopback registry: the host's network. PIP_INDEX_URL
-    # takes its value (with credentials) from this process's environment, not from argv.
-    argv = engine.run_argv(
-        target.platform,
-        "host",
-        "-e",
-        "PIP_INDEX_URL",
-        "-e",
-        "FARM_REQUIREMENT",
-        "-e",
-        "FARM_PROJECT",
-        "-e",
-        "PIP_DISABLE_PIP_VERSION_CHECK=1",
-    )
+def install_options() -> list[str]:
+    """``docker run`` options: the environment passed by name, the host's CA bundle if any."""
+    options = ["-e", "PIP_INDEX_URL", "-e", "FARM_REQUIREMENT", "-e", "FARM_PROJECT"]
+    options += ["-e", "PIP_DISABLE_PIP_VERSION_CHECK=1"]
     bundle = ca_bundle()
     if bundle is not None:
-        argv += ["-v", f"{bundle}:/etc/farm-ca.pem:ro", "-e", "PIP_CERT=/etc/farm-ca.pem"]
-    return [*argv, image, "sh", "-c", SCRIPT.format(python=python)]
+        options += ["-v", f"{bundle}:/etc/farm-ca.pem:ro", "-e", "PIP_CERT=/etc/farm-ca.pem"]
+    return options
 
 
 def run_install_check(
@@ -91,21 +85,35 @@ def run_install_check(
     location: IndexLocation,
     credentials: Credentials | None,
     on_line: Callable[[str], None],
+    log_dir: Path | None = None,
+    timeout: float = INSTALL_TIMEOUT_S,
 ) -> InstallCheck:
     started = time.monotonic()
     name, version, _, _ = parse_wheel_filename(wheel.name)
+    # The index may be this machine's loopback registry: the host's network. PIP_INDEX_URL
+    # reaches the client through its environment (credentials included), never argv or logs.
     env = {
         "PIP_INDEX_URL": index_url_with_credentials(location.read_url, credentials),
         "FARM_REQUIREMENT": f"{name}=={version}",
         "FARM_PROJECT": str(name),
     }
-    result = capture(
-        install_argv(engine, target, python, target.base_image.pinned),
-        env={**engine.env, **env},
-        timeout=1800,
-    )
-    for line in result.output.splitlines():
-        on_line(line)
+    stem = f"install-{location.registry}"
+    with EngineRunner(
+        engine,
+        "install",
+        on_line,
+        log_path=log_dir / f"{stem}.log" if log_dir else None,
+        script_path=log_dir / f"{stem}.sh" if log_dir else None,
+    ) as runner:
+        result = runner.container(
+            target.base_image.pinned,
+            ["sh", "-c", SCRIPT.format(python=python)],
+            platform=target.platform,
+            network="host",
+            options=install_options(),
+            env=env,
+            timeout=timeout,
+        )
     if result.returncode != 0:
         raise InstallFailed(
             f"installing {name}=={version} from {location.registry} in a {target.name} "

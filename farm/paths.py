@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from farm.errors import EnvironmentProblem, host_fault
+
 _PACKAGE = Path(__file__).resolve().parent
 
 
@@ -37,3 +39,18 @@ def state_dir() -> Path:
         return Path(configured)
     base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
     return Path(base) / "farm"
+
+
+def writable_directory(path: Path, what: str) -> Path:
+    """``path`` as a directory this user can write, made if missing; else a host fault naming
+    ``what`` (``--output-dir``, the state directory) before any work starts."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise host_fault(exc, what) from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise EnvironmentProblem(
+            f"{what}: {path} is not writable by this user",
+            hint="make it writable, or choose another directory",
+        )
+    return path

@@ -23,7 +23,7 @@ from farm.baseimage import ensure_image, images_for
 from farm.build import job_dir, run_build
 from farm.credentials import Credentials
 from farm.engine import Engine
-from farm.errors import FarmError
+from farm.errors import FarmError, host_fault
 from farm.inspect import inspect_wheel
 from farm.installcheck import run_install_check
 from farm.ledger import Ledger, LedgerEntry
@@ -181,7 +181,10 @@ class Runner:
         details: dict[str, Any] = {}
         started = time.monotonic()
         try:
-            yield details
+            try:
+                yield details
+            except OSError as exc:  # the file system said no: a host fault, named
+                raise host_fault(exc, f"{stage} stage") from None
         except FarmError as exc:
             duration = time.monotonic() - started
             self.entry.record(stage, "failed", duration, registry, error=exc.message)
@@ -437,5 +440,6 @@ class Runner:
                     location=where.location,
                     credentials=where.credentials,
                     on_line=line,
+                    log_dir=self.job_dir,
                 )
             details.update(sha256=checked.sha256, summary=checked.summary)

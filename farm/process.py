@@ -12,10 +12,11 @@ import os
 import re
 import shlex
 import subprocess
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from farm.errors import EnvironmentProblem
 
@@ -50,6 +51,7 @@ class Finished:
     argv: tuple[str, ...]
     returncode: int
     output: str  # stdout and stderr together, masked
+    timed_out: bool = False
 
     def failing_line(self) -> str:
         """The last line that says ERROR (BuildKit marks failed steps so), else the last line."""
@@ -102,8 +104,14 @@ def stream(
     log: IO[str] | None = None,
     env: Mapping[str, str] | None = None,
     cwd: Path | None = None,
+    timeout: float | None = None,
 ) -> Finished:
-    """Run a long command, passing each masked output line to ``on_line`` and ``log``."""
+    """Run a long command, passing each masked output line to ``on_line`` and ``log``.
+
+    The command is stopped (SIGTERM, then SIGKILL) when ``timeout`` seconds
+    pass, and whenever this function is left by an exception: an interrupt
+    or a signal turned into one must not leave the child running.
+    """
     if log is not None:
         log.write(f"+ {command_line(argv, env)}\n")
     tail: list[str] = []
@@ -120,15 +128,58 @@ def stream(
         )
     except FileNotFoundError:
         raise EnvironmentProblem(f"{argv[0]} not found") from None
+    except OSError as exc:
+        raise EnvironmentProblem(f"{argv[0]} cannot run: {exc.strerror}") from None
     assert process.stdout is not None  # noqa: S101 - PIPE was requested
-    with process:
+    expired = threading.Event()
+    watchdog = _watchdog(process, timeout, expired)
+    try:
         for raw in process.stdout:
             line = mask(raw.rstrip("\n"))
             if log is not None:
                 log.write(line + "\n")
             tail = [*tail[-199:], line]
             on_line(line)
-    return Finished(argv=tuple(argv), returncode=process.returncode, output="\n".join(tail))
+        process.wait()
+    finally:
+        if watchdog is not None:
+            watchdog.cancel()
+        stop(process)
+        process.stdout.close()
+    return Finished(
+        argv=tuple(argv),
+        returncode=process.returncode,
+        output="\n".join(tail),
+        timed_out=expired.is_set(),
+    )
+
+
+def stop(process: subprocess.Popen[Any], grace: float = 10) -> None:
+    """End ``process`` if it still runs: SIGTERM, then SIGKILL after ``grace`` seconds."""
+    if process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def _watchdog(
+    process: subprocess.Popen[Any], timeout: float | None, expired: threading.Event
+) -> threading.Timer | None:
+    if timeout is None:
+        return None
+
+    def expire() -> None:
+        expired.set()
+        stop(process)
+
+    timer = threading.Timer(timeout, expire)
+    timer.daemon = True
+    timer.start()
+    return timer
 
 
 def spawn(

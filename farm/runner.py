@@ -1,0 +1,224 @@
+"""The one path from a stage to the docker engine: BuildKit builds and throw-away containers.
+
+Every stage that talks to the engine (build, repair, smoke, install check,
+base image loads, doctor's probe) does it through an :class:`EngineRunner`,
+a context manager for one stage. It
+
+* prints each command as ``+ cmd`` (secrets masked) and streams its output
+  to the stage's progress callback and log file;
+* writes the re-runnable script of every command it ran when it closes;
+* names every container it starts (``farm-<stage>-<pid>-<token>``, labelled
+  ``farm.stage`` and ``farm.pid``) and removes them on any way out: success,
+  failure, timeout, an interrupt or SIGTERM;
+* stops a command that runs past its time limit, and its container;
+* tells host faults (disk full, daemon gone, an image neither present nor
+  pullable, no emulation) from failures of the stage's own work: the first
+  are :class:`~farm.errors.EnvironmentProblem` (exit 3), the second are for
+  the stage to judge.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import IO
+
+from farm.engine import BuildRequest, Engine, daemon_version
+from farm.errors import EnvironmentProblem, FarmError, TimedOut, host_fault
+from farm.process import Finished, capture, command_line, stream, write_script
+
+STAGE_LABEL = "farm.stage"
+PID_LABEL = "farm.pid"
+PRUNE_HINT = "free disk space: `docker builder prune` frees BuildKit cache"
+
+# What the docker client or BuildKit print when an image is neither local nor pullable.
+_PULL_FAILURES = (
+    "failed to resolve source metadata",
+    "pull access denied",
+    "failed to authorize",
+    "manifest unknown",
+    "no such host",
+    "dial tcp",
+    "toomanyrequests",
+    "i/o timeout",
+    "repository does not exist",
+)
+_DAEMON_GONE = (
+    "cannot connect to the docker daemon",
+    "is the docker daemon running",
+    "error during connect",
+)
+
+
+class EngineRunner:
+    """Runs one stage's engine commands; see the module docstring."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        stage: str,
+        on_line: Callable[[str], None],
+        *,
+        log_path: Path | None = None,
+        script_path: Path | None = None,
+    ) -> None:
+        self.engine, self.stage, self.on_line = engine, stage, on_line
+        self.log_path, self.script_path = log_path, script_path
+        self.commands: list[tuple[Sequence[str], Mapping[str, str]]] = []
+        self._containers: list[str] = []
+        self._log: IO[str] | None = None
+
+    def __enter__(self) -> EngineRunner:
+        if self.log_path is not None:
+            try:
+                self._log = self.log_path.open("w", encoding="utf-8")
+            except OSError as exc:
+                raise host_fault(exc, f"{self.stage} log") from None
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        try:
+            self.remove_containers()
+        finally:
+            if self._log is not None:
+                self._log.close()
+            if self.script_path is not None and self.commands:
+                with contextlib.suppress(OSError):
+                    write_script(self.script_path, self.commands)
+
+    # --- BuildKit -----------------------------------------------------------------
+
+    def build(
+        self,
+        request: BuildRequest,
+        *,
+        failed: Callable[[Finished], FarmError],
+        image: str | None = None,
+        timeout: float | None = None,
+    ) -> Finished:
+        """A BuildKit build; a failure is a host fault or, else, ``failed(result)``."""
+        result = self._run(self.engine.build_argv(request), {}, timeout)
+        if result.returncode != 0:
+            raise self.host_fault(result, image) or failed(result)
+        return result
+
+    # --- containers ---------------------------------------------------------------
+
+    def container(
+        self,
+        image: str,
+        command: Sequence[str],
+        *,
+        platform: str,
+        network: str = "none",
+        options: Sequence[str] = (),
+        env: Mapping[str, str] | None = None,
+        timeout: float | None = None,
+    ) -> Finished:
+        """``command`` in a named throw-away container of ``image``.
+
+        ``env`` reaches the docker client only (pass names with ``-e NAME`` in
+        ``options``); it is never written to the log or the script. A
+        non-zero exit of the command is returned for the stage to judge.
+        """
+        name = f"farm-{self.stage}-{os.getpid()}-{secrets.token_hex(3)}"
+        labels = ["--label", f"{STAGE_LABEL}={self.stage}", "--label", f"{PID_LABEL}={os.getpid()}"]
+        argv = self.engine.run_argv(platform, network, "--name", name, *labels, *options)
+        self._containers.append(name)
+        result = self._run([*argv, image, *command], env or {}, timeout)
+        fault = self.host_fault(result, image) if result.returncode else None
+        if fault is not None:
+            raise fault
+        return result
+
+    def remove_containers(self) -> None:
+        """Remove every container this runner started that is still there."""
+        while self._containers:
+            name = self._containers.pop()
+            capture([self.engine.docker, "rm", "--force", name], timeout=60)
+
+    # --- both ---------------------------------------------------------------------
+
+    def _run(
+        self, argv: list[str], hidden_env: Mapping[str, str], timeout: float | None
+    ) -> Finished:
+        shown = command_line(argv, self.engine.env)
+        self.on_line(f"+ {shown}")
+        self.commands.append((argv, self.engine.env))
+        if self._log is not None:
+            self._log.write(f"+ {shown}\n")
+        result = stream(
+            argv,
+            on_line=self._output,
+            env={**self.engine.env, **hidden_env},
+            timeout=timeout,
+        )
+        if result.timed_out:
+            self.remove_containers()
+            raise TimedOut(
+                f"the {self.stage} stage ran past its limit of {timeout:.0f} s and was stopped",
+                hint=f"the log shows how far it got: {self.log_path}" if self.log_path else None,
+            )
+        return result
+
+    def _output(self, line: str) -> None:
+        if self._log is not None:
+            try:
+                self._log.write(line + "\n")
+            except OSError as exc:
+                raise host_fault(exc, f"{self.stage} log") from None
+        self.on_line(line)
+
+    def host_fault(self, result: Finished, image: str | None = None) -> EnvironmentProblem | None:
+        """The host's fault in a failed engine command, or None when the work itself failed."""
+        return engine_fault(self.engine, self.stage, result, image, self.log_path)
+
+
+def engine_fault(
+    engine: Engine,
+    stage: str,
+    result: Finished,
+    image: str | None = None,
+    log_path: Path | None = None,
+) -> EnvironmentProblem | None:
+    text = result.output.lower()
+    log = f"; log: {log_path}" if log_path else ""
+    if "no space left on device" in text:
+        return EnvironmentProblem(f"the {stage} stage ran out of disk space{log}", hint=PRUNE_HINT)
+    if any(marker in text for marker in _DAEMON_GONE) or not _daemon_answers(engine):
+        return EnvironmentProblem(
+            f"the docker daemon stopped answering during the {stage} stage{log}",
+            hint="start it again (scripts/host-setup.sh or `systemctl start docker`), then rerun: "
+            "finished stages are kept",
+        )
+    pulling = "unable to find image" in text or "load metadata for" in text
+    if pulling and any(marker in text for marker in _PULL_FAILURES):
+        what = f"image {image}" if image else "an image the stage needs"
+        return EnvironmentProblem(
+            f"{what} is neither present nor pullable ({stage} stage){log}",
+            hint="pull it where its registry is reachable and `docker load` it here, or point "
+            "the target's base_image at a reachable mirror (--recipes DIR)",
+        )
+    if "exec format error" in text:
+        return EnvironmentProblem(
+            f"the target's programs cannot run here (exec format error) in the {stage} stage{log}",
+            hint="register QEMU: scripts/host-setup.sh",
+        )
+    return None
+
+
+def _daemon_answers(engine: Engine) -> bool:
+    try:
+        daemon_version(engine)
+    except EnvironmentProblem:
+        return False
+    return True
