@@ -21,7 +21,7 @@ from pathlib import Path
 
 from farm.cudastack import assemble, assemble_runtime, toolkit_tarball
 from farm.engine import BuildRequest, Engine, image_exists
-from farm.errors import FarmError
+from farm.errors import FarmError, host_faults
 from farm.models import BaseImage as ImageModel
 from farm.models import Bootstrap, Target
 from farm.process import Finished, stream
@@ -181,12 +181,13 @@ def ensure_image(source: ImageSource, engine: Engine, on_line: Callable[[str], N
     if not source.layers or image_exists(engine, reference):
         return BaseImage(reference=reference, tarball=None, action="reused", duration_s=0.0)
     action = "loaded"
-    for layer in source.layers:
-        if not layer.tarball.is_file():
-            layer.tarball.parent.mkdir(parents=True, exist_ok=True)
-            layer.make(layer.tarball, on_line)
-            action = "bootstrapped"
-    _load(source, engine, on_line)
+    with host_faults(f"preparing base image {reference}", source.layers[0].tarball.parent):
+        for layer in source.layers:
+            if not layer.tarball.is_file():
+                layer.tarball.parent.mkdir(parents=True, exist_ok=True)
+                layer.make(layer.tarball, on_line)
+                action = "bootstrapped"
+        _load(source, engine, on_line)
     return BaseImage(
         reference=reference,
         tarball=source.layers[0].tarball,

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from farm.engine import BuildRequest, Engine
-from farm.errors import FarmError
+from farm.errors import FarmError, host_faults
 from farm.network import network_secrets, proxy_build_args
 from farm.paths import cache_dir
 from farm.plan import BuildJob
@@ -88,20 +88,32 @@ def run_build(
     no_cache: bool = False,
 ) -> BuildResult:
     directory = job_dir(job, out_root)
-    directory.mkdir(parents=True, exist_ok=True)
-    dockerfile = directory / "Dockerfile"
-    dockerfile.write_text(job.dockerfile, encoding="utf-8")
+    with host_faults(f"building {job.spec.recipe.name} {job.spec.version}", directory):
+        directory.mkdir(parents=True, exist_ok=True)
+        (directory / "Dockerfile").write_text(job.dockerfile, encoding="utf-8")
+        return _build_in(directory, job, engine, on_line, cache or cache_dir(), no_cache)
+
+
+def _build_in(
+    directory: Path,
+    job: BuildJob,
+    engine: Engine,
+    on_line: Callable[[str], None],
+    cache: Path,
+    no_cache: bool,
+) -> BuildResult:
     log_path = directory / "build.log"
     started = time.monotonic()
     with (
         tempfile.TemporaryDirectory(prefix=".partial-", dir=directory) as partial,
-        _context(job, directory, cache or cache_dir(), on_line) as context,
+        _context(job, directory, cache, on_line) as context,
         EngineRunner(
             engine, "build", on_line, log_path=log_path, script_path=directory / "build.sh"
         ) as runner,
     ):
-        request = build_request(job, dockerfile, Path(partial) / "wheels", context, no_cache)
-        argv = engine.build_argv(request)
+        request = build_request(
+            job, directory / "Dockerfile", Path(partial) / "wheels", context, no_cache
+        )
         try:
             runner.build(
                 request,
@@ -122,7 +134,7 @@ def run_build(
         wheels=tuple(wheels),
         log=log_path,
         duration_s=duration,
-        command=tuple(argv),
+        command=tuple(engine.build_argv(request)),
     )
 
 

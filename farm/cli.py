@@ -32,7 +32,13 @@ from farm.models import OnnxruntimeSmoke, Target
 from farm.paths import cache_dir
 from farm.plan import plan_document
 from farm.repair import RepairedWheel, run_repair
-from farm.smoke import SmokeReport, gpu_providers, run_smoke, smoke_for_wheel
+from farm.smoke import (
+    CHECK_TIMEOUT_S,
+    SmokeReport,
+    gpu_providers,
+    run_smoke,
+    smoke_for_wheel,
+)
 
 CATALOG_SCHEMA_VERSION = 1
 BUILD_SCHEMA_VERSION = 1
@@ -231,6 +237,14 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         metavar="DIR",
         help="where the smoke record goes (default: next to the wheel)",
+    )
+    smoke.add_argument(
+        "--timeout",
+        type=_positive_float,
+        default=CHECK_TIMEOUT_S,
+        metavar="SECONDS",
+        help="stop the check, and its container, after this long; exit 1 "
+        f"(default {CHECK_TIMEOUT_S:.0f})",
     )
     _add_json(smoke)
     smoke.set_defaults(handler=cmd_smoke)
@@ -517,6 +531,7 @@ def cmd_smoke(args: argparse.Namespace, catalog: Catalog) -> int:
             device=args.device,
             record_dir=record_dir,
             on_line=line,
+            timeout=args.timeout,
         )
     return _report_smoke(report, args.json)
 
@@ -585,6 +600,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     handler: Handler = args.handler
     as_json = bool(getattr(args, "json", False))
+    console.begin_command()
     with signals_raise():
         try:
             catalog = load_catalog(catalog_dirs(args.recipes))

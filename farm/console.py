@@ -40,6 +40,13 @@ def print_json(document: Any) -> None:
     sys.stdout.write(mask(json.dumps(document, indent=2, sort_keys=False)) + "\n")
 
 
+def begin_command() -> None:
+    """Forget what an earlier command in this process printed or was stopped in."""
+    global _printed_json
+    _printed_json = False
+    _STOPPED_IN.clear()
+
+
 def printed_json() -> bool:
     """Whether this command already wrote its JSON document to stdout."""
     return _printed_json
@@ -89,10 +96,13 @@ def info(message: str) -> None:
 
 
 _ACTIVE: list[str] = []  # headers of the sections now open, outermost first
+_STOPPED_IN: list[str] = []  # the innermost section an interrupt or signal left
 
 
 def activity() -> str | None:
-    """What the farm is doing now (the innermost open section), for interruption messages."""
+    """What the farm was doing when a signal stopped it, else what it is doing now."""
+    if _STOPPED_IN:
+        return _STOPPED_IN[0]
     return _ACTIVE[-1] if _ACTIVE else None
 
 
@@ -107,6 +117,10 @@ def section(name: str, header: str) -> Iterator[Callable[[str], None]]:
     try:
         with _section_output(name, header) as on_line:
             yield on_line
+    except BaseException as exc:
+        if not isinstance(exc, Exception) and not _STOPPED_IN:  # a signal or an interrupt
+            _STOPPED_IN.append(header)
+        raise
     finally:
         _ACTIVE.pop()
 

@@ -111,16 +111,26 @@ _OS_HINTS = {
 }
 
 
-def host_fault(exc: OSError, doing: str | None = None) -> EnvironmentProblem:
-    """An OSError from the file system as one line naming the path and what went wrong."""
-    where = f" {exc.filename}" if exc.filename else ""
-    if exc.filename2:
-        where += f" -> {exc.filename2}"
+def host_fault(
+    exc: OSError, doing: str | None = None, where: Path | str | None = None
+) -> EnvironmentProblem:
+    """An OSError as one line: what farm was doing, what went wrong, and the path (the
+    error's own, else ``where``)."""
+    path = exc.filename or where
     reason = exc.strerror or str(exc)
-    prefix = f"{doing}: " if doing else ""
-    return EnvironmentProblem(
-        f"{prefix}{reason}:{where}".rstrip(":"), hint=_OS_HINTS.get(exc.errno or 0)
-    )
+    parts = [part for part in (doing, reason, str(path) if path else None) if part]
+    if exc.filename2:
+        parts[-1] += f" -> {exc.filename2}"
+    return EnvironmentProblem(": ".join(parts), hint=_OS_HINTS.get(exc.errno or 0))
+
+
+@contextlib.contextmanager
+def host_faults(doing: str, where: Path | str) -> Iterator[None]:
+    """Within the block, an OSError becomes :func:`host_fault` naming ``doing`` and ``where``."""
+    try:
+        yield
+    except OSError as exc:
+        raise host_fault(exc, doing, where) from None
 
 
 def error_document(message: str, hint: str | None, exit_code: int) -> dict[str, Any]:

@@ -21,7 +21,7 @@ from packaging.utils import parse_wheel_filename
 
 from farm.credentials import Credentials
 from farm.engine import Engine
-from farm.errors import FarmError
+from farm.errors import FarmError, host_faults
 from farm.models import Target
 from farm.network import ca_bundle
 from farm.process import register_secret
@@ -98,13 +98,16 @@ def run_install_check(
         "FARM_PROJECT": str(name),
     }
     stem = f"install-{location.registry}"
-    with EngineRunner(
-        engine,
-        "install",
-        on_line,
-        log_path=log_dir / f"{stem}.log" if log_dir else None,
-        script_path=log_dir / f"{stem}.sh" if log_dir else None,
-    ) as runner:
+    with (
+        host_faults(f"install check of {wheel.name}", log_dir or "."),
+        EngineRunner(
+            engine,
+            "install",
+            on_line,
+            log_path=log_dir / f"{stem}.log" if log_dir else None,
+            script_path=log_dir / f"{stem}.sh" if log_dir else None,
+        ) as runner,
+    ):
         result = runner.container(
             target.base_image.pinned,
             ["sh", "-c", SCRIPT.format(python=python)],

@@ -26,7 +26,7 @@ import jinja2
 
 from farm import __version__
 from farm.engine import BuildRequest, Engine
-from farm.errors import FarmError
+from farm.errors import FarmError, host_faults
 from farm.models import Target
 from farm.network import network_secrets, proxy_build_args
 from farm.process import capture, command_line
@@ -97,25 +97,12 @@ def run_repair(
     """auditwheel repair in the target image; ``packages`` are target packages that hold the
     libraries the wheel links and the image lacks (the recipe's target-side packages)."""
     started = time.monotonic()
-    out_dir.mkdir(parents=True, exist_ok=True)
-    log_path = out_dir / "repair.log"
-    with tempfile.TemporaryDirectory(prefix=".repair-", dir=out_dir) as scratch:
-        request = _repair_context(Path(scratch), wheel, target, python, packages)
-        with EngineRunner(
-            engine, "repair", on_line, log_path=log_path, script_path=out_dir / "repair.sh"
-        ) as runner:
-            runner.build(
-                request,
-                image=target.base_image.pinned,
-                failed=lambda result: RepairFailed(
-                    f"auditwheel repair of {wheel.name} failed: {result.failing_line()}; "
-                    f"log: {log_path}"
-                ),
-            )
-        produced = sorted((Path(scratch) / "out").glob("*.whl"))
-        if len(produced) != 1:
-            raise RepairFailed(f"auditwheel repair of {wheel.name} made {len(produced)} wheels")
-        final = produced[0].replace(out_dir / produced[0].name)
+    with host_faults(f"repairing {wheel.name}", out_dir):
+        out_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(prefix=".repair-", dir=out_dir) as scratch:
+            request = _repair_context(Path(scratch), wheel, target, python, packages)
+            produced = _repair(request, wheel, target, engine, out_dir, on_line)
+            final = produced.replace(out_dir / produced.name)
     repaired = RepairedWheel(
         source=wheel,
         wheel=final,
@@ -126,6 +113,34 @@ def run_repair(
     )
     _record(out_dir / "repair.json", repaired, command_line(engine.build_argv(request), engine.env))
     return repaired
+
+
+def _repair(
+    request: BuildRequest,
+    wheel: Path,
+    target: Target,
+    engine: Engine,
+    out_dir: Path,
+    on_line: Callable[[str], None],
+) -> Path:
+    """The repair build; the one wheel it exported."""
+    log_path = out_dir / "repair.log"
+    with EngineRunner(
+        engine, "repair", on_line, log_path=log_path, script_path=out_dir / "repair.sh"
+    ) as runner:
+        runner.build(
+            request,
+            image=target.base_image.pinned,
+            failed=lambda result: RepairFailed(
+                f"auditwheel repair of {wheel.name} failed: {result.failing_line()}; "
+                f"log: {log_path}"
+            ),
+        )
+    assert request.output_dir is not None  # noqa: S101 - _repair_context sets it
+    produced = sorted(request.output_dir.glob("*.whl"))
+    if len(produced) != 1:
+        raise RepairFailed(f"auditwheel repair of {wheel.name} made {len(produced)} wheels")
+    return produced[0]
 
 
 def _repair_context(

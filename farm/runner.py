@@ -180,21 +180,25 @@ class EngineRunner:
 
     def host_fault(self, result: Finished, image: str | None = None) -> EnvironmentProblem | None:
         """The host's fault in a failed engine command, or None when the work itself failed."""
-        return engine_fault(self.engine, self.stage, result, image, self.log_path)
+        return engine_fault(
+            self.stage, result, lambda: _daemon_answers(self.engine), image, self.log_path
+        )
 
 
 def engine_fault(
-    engine: Engine,
     stage: str,
     result: Finished,
+    daemon_answers: Callable[[], bool],
     image: str | None = None,
     log_path: Path | None = None,
 ) -> EnvironmentProblem | None:
+    """The host fault a failed engine command shows, judged from its output and whether the
+    daemon still answers; None when the stage's own work failed."""
     text = result.output.lower()
     log = f"; log: {log_path}" if log_path else ""
     if "no space left on device" in text:
         return EnvironmentProblem(f"the {stage} stage ran out of disk space{log}", hint=PRUNE_HINT)
-    if any(marker in text for marker in _DAEMON_GONE) or not _daemon_answers(engine):
+    if any(marker in text for marker in _DAEMON_GONE) or not daemon_answers():
         return EnvironmentProblem(
             f"the docker daemon stopped answering during the {stage} stage{log}",
             hint="start it again (scripts/host-setup.sh or `systemctl start docker`), then rerun: "
@@ -202,7 +206,7 @@ def engine_fault(
         )
     pulling = "unable to find image" in text or "load metadata for" in text
     if pulling and any(marker in text for marker in _PULL_FAILURES):
-        what = f"image {image}" if image else "an image the stage needs"
+        what = f"base image {image}" if image else "an image the stage needs"
         return EnvironmentProblem(
             f"{what} is neither present nor pullable ({stage} stage){log}",
             hint="pull it where its registry is reachable and `docker load` it here, or point "

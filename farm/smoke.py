@@ -28,7 +28,7 @@ from typing import Any, Literal
 from farm import __version__
 from farm.catalog import Catalog
 from farm.engine import BuildRequest, Engine, image_exists
-from farm.errors import FarmError, UsageError
+from farm.errors import FarmError, UsageError, host_faults
 from farm.models import OnnxruntimeSmoke, PythonSmoke, Smoke, Target
 from farm.network import network_secrets, proxy_build_args
 from farm.records import write_record
@@ -239,38 +239,38 @@ def run_smoke(
     device = host_device(target, device)
     tag = environment_tag(wheel, target, python, smoke)
     state = "cached"
-    record_dir.mkdir(parents=True, exist_ok=True)
-    stem = f"smoke-{target.name}"
+    stem = record_dir / f"smoke-{target.name}"
     with (
-        EngineRunner(
+        host_faults(f"smoke test of {wheel.name}", record_dir),
+        tempfile.TemporaryDirectory(prefix="farm-smoke-") as scratch,
+    ):
+        record_dir.mkdir(parents=True, exist_ok=True)
+        with EngineRunner(
             engine,
             "smoke",
             on_line,
-            log_path=record_dir / f"{stem}.log",
-            script_path=record_dir / f"{stem}.sh",
-        ) as runner,
-        tempfile.TemporaryDirectory(prefix="farm-smoke-") as scratch,
-    ):
-        if not image_exists(engine, tag):
-            _build_environment(wheel, target, python, smoke, runner, tag)
-            state = "built"
-        check_dir = Path(scratch)
-        _write_check_files(check_dir, smoke)
-        result = runner.container(
-            tag,
-            check_argv(smoke, target, device, expect_providers),
-            platform=target.platform,
-            options=["-v", f"{check_dir}:/farm/check:ro", *_device_args(device)],
-            timeout=timeout,
+            log_path=stem.with_name(f"{stem.name}.log"),
+            script_path=stem.with_name(f"{stem.name}.sh"),
+        ) as runner:
+            if not image_exists(engine, tag):
+                _build_environment(wheel, target, python, smoke, runner, tag)
+                state = "built"
+            _write_check_files(Path(scratch), smoke)
+            result = runner.container(
+                tag,
+                check_argv(smoke, target, device, expect_providers),
+                platform=target.platform,
+                options=["-v", f"{scratch}:/farm/check:ro", *_device_args(device)],
+                timeout=timeout,
+            )
+        report = _report(wheel, target, result.output, state, time.monotonic() - started)
+        write_record(
+            stem.with_name(f"{stem.name}.json"),
+            "smoke",
+            "passed" if report.passed else "failed",
+            report.duration_s,
+            {**report.to_json(), "image": tag, "host": host_details(target)},
         )
-    report = _report(wheel, target, result.output, state, time.monotonic() - started)
-    write_record(
-        record_dir / f"{stem}.json",
-        "smoke",
-        "passed" if report.passed else "failed",
-        report.duration_s,
-        {**report.to_json(), "image": tag, "host": host_details(target)},
-    )
     return report
 
 

@@ -55,3 +55,40 @@ def test_failing_line_prefers_buildkit_errors() -> None:
     )
     assert Finished(argv=(), returncode=1, output="a\nlast words \n").failing_line() == "last words"
     assert Finished(argv=(), returncode=1, output="").failing_line() == "no output"
+
+
+def _alive(pid: int) -> bool:
+    import os
+
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_stream_stops_a_command_past_its_time_limit(tmp_path: Path) -> None:
+    pid_file = tmp_path / "pid"
+    script = (
+        f"import os, time; open({str(pid_file)!r}, 'w').write(str(os.getpid())); time.sleep(60)"
+    )
+    result = stream([sys.executable, "-c", script], on_line=lambda line: None, timeout=1)
+    assert result.timed_out
+    assert not _alive(int(pid_file.read_text()))
+
+
+def test_stream_stops_its_command_when_left_by_an_exception(tmp_path: Path) -> None:
+    import pytest
+
+    pid_file = tmp_path / "pid"
+    script = (
+        f"import os, time; open({str(pid_file)!r}, 'w').write(str(os.getpid())); "
+        "print('started', flush=True); time.sleep(60)"
+    )
+
+    def interrupt(line: str) -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        stream([sys.executable, "-c", script], on_line=interrupt)
+    assert not _alive(int(pid_file.read_text()))
