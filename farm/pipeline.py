@@ -23,7 +23,7 @@ from farm.baseimage import ensure_image, images_for
 from farm.build import job_dir, run_build
 from farm.credentials import Credentials
 from farm.engine import Engine
-from farm.errors import FarmError, host_fault
+from farm.errors import CorruptRecord, FarmError, host_fault
 from farm.inspect import inspect_wheel
 from farm.installcheck import run_install_check
 from farm.ledger import Ledger, LedgerEntry
@@ -144,7 +144,7 @@ class Runner:
         self.job, self.engine, self.ledger, self.options = job, engine, ledger, options
         self.section, self.say = section, say
         self.job_dir = job_dir(job, options.out_root)
-        existing = None if options.force else ledger.get(job.build_key)
+        existing = None if options.force else self._recorded_entry()
         self.entry = existing or new_entry(job, self.job_dir)
         self.result = PipelineResult(job=job, entry=self.entry)
         self._base_ready = False
@@ -170,6 +170,13 @@ class Runner:
         return self.result
 
     # --- bookkeeping -----------------------------------------------------------
+
+    def _recorded_entry(self) -> LedgerEntry | None:
+        try:
+            return self.ledger.get(self.job.build_key)
+        except CorruptRecord as exc:
+            self.say(f"warning: {exc.message}; taken as absent, so every stage runs again")
+            return None
 
     def _skip(self, stage: str, why: str) -> None:
         self.say(f"{stage}: skipped, {why}")

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
+from farm.ledger import Ledger, LedgerEntry
 from tests.integration.conftest import REPO, run_farm
 
 pytestmark = pytest.mark.integration
@@ -28,3 +30,44 @@ def test_a_target_named_other_than_its_file_is_refused(tmp_path: Path) -> None:
     line = _one_line(result)
     assert line.startswith("farm: error: ")
     assert "targets/jp6.yaml: name: 'jetpack6' differs from the file name 'jp6.yaml'" in line
+
+
+def _ledger_with_a_damaged_file(state: Path) -> Path:
+    ledger = Ledger(state)
+    entry = LedgerEntry(
+        build_key="a" * 64,
+        package="demo",
+        distribution="farm-demo",
+        version="0.1.0",
+        target="bookworm-arm64",
+        python="3.11",
+        job_dir="/out/demo",
+    )
+    entry.record("build", "passed", 1.0)
+    ledger.save(entry)
+    damaged = {**entry.to_json(), "build_key": "b" * 64}
+    damaged["stages"]["publish"] = {"local": {"result": "passed", "duration_s": "5 s"}}
+    ledger.path("b" * 64).write_text(json.dumps(damaged))
+    return ledger.path("b" * 64)
+
+
+@pytest.mark.parametrize("json_output", [False, True])
+def test_farm_report_names_a_damaged_ledger_file(tmp_path: Path, json_output: bool) -> None:
+    damaged = _ledger_with_a_damaged_file(tmp_path)
+    argv = ("report", "--json") if json_output else ("report",)
+    result = run_farm(*argv, env={"FARM_STATE_DIR": str(tmp_path)})
+    assert result.returncode == 0
+    line = _one_line(result)
+    assert line.startswith(f"farm: warning: {damaged}: stages.publish.local.duration_s: ")
+    assert line.endswith("its row is left out of the report")
+    if json_output:
+        document = json.loads(result.stdout)
+        assert [row["build_key"] for row in document["rows"]] == ["a" * 64]
+        (warning,) = document["warnings"]
+        assert warning["file"] == str(damaged)
+        assert (
+            warning["problem"]
+            == "stages.publish.local.duration_s: expected int or float, found str"
+        )
+    else:
+        assert "bookworm-arm64" in result.stdout
