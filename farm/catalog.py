@@ -52,8 +52,12 @@ class Catalog:
         )
 
     def recipe_for_wheel(self, wheel_name: str) -> Entry[Recipe] | None:
-        """The recipe whose distribution a wheel file belongs to, if the catalog has one."""
-        distribution = _normalise(wheel_name.split("-")[0])
+        """The recipe whose distribution a wheel file belongs to, if the catalog has one.
+
+        The one place a wheel file name is matched to a recipe: `farm smoke`, `farm inspect`
+        and `farm repair` all ask here.
+        """
+        distribution = wheel_distribution(wheel_name)
         for entry in self.recipes.values():
             if _normalise(entry.model.distribution or entry.model.name) == distribution:
                 return entry
@@ -68,6 +72,11 @@ class Catalog:
                 hint="`farm recipes` lists them",
             )
         return entry
+
+
+def wheel_distribution(wheel_name: str) -> str:
+    """The normalised distribution name a wheel file name starts with (PEP 427, PEP 503)."""
+    return _normalise(wheel_name.split("-")[0])
 
 
 def _normalise(name: str) -> str:

@@ -33,7 +33,7 @@ from farm.records import write_record
 from farm.registries import IndexLocation, Profile
 from farm.repair import run_repair
 from farm.simpleindex import project_files
-from farm.smoke import gpu_providers, run_smoke
+from farm.smoke import expected_providers, run_smoke
 from farm.wheelfile import next_build_number, same_release, split_name, with_build_number
 
 PIPELINE_SCHEMA_VERSION = 1
@@ -323,7 +323,8 @@ class Runner:
             return
         target = self.job.spec.target
         with self._stage("inspect") as details:
-            report = inspect_wheel(wheel, target, gpu_providers(self.job.spec.recipe.smoke, target))
+            expected = expected_providers(self.job.spec.recipe.smoke, target)
+            report = inspect_wheel(wheel, target, expected)
             write_record(
                 wheel.parent / "inspect.json",
                 "inspect",
@@ -354,7 +355,7 @@ class Runner:
                     spec.python,
                     spec.recipe.smoke,
                     self.engine,
-                    expect_providers=gpu_providers(spec.recipe.smoke, spec.target),
+                    expect_providers=expected_providers(spec.recipe.smoke, spec.target),
                     device="auto",
                     record_dir=wheel.parent,
                     on_line=line,
