@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from farm.ledger import Ledger, LedgerEntry
+from farm.ledger import Ledger
+from tests.conftest import demo_ledger_entry
 from tests.integration.conftest import REPO, run_farm
 
 pytestmark = pytest.mark.integration
@@ -34,15 +35,7 @@ def test_a_target_named_other_than_its_file_is_refused(tmp_path: Path) -> None:
 
 def _ledger_with_a_damaged_file(state: Path) -> Path:
     ledger = Ledger(state)
-    entry = LedgerEntry(
-        build_key="a" * 64,
-        package="demo",
-        distribution="farm-demo",
-        version="0.1.0",
-        target="bookworm-arm64",
-        python="3.11",
-        job_dir="/out/demo",
-    )
+    entry = demo_ledger_entry()
     entry.record("build", "passed", 1.0)
     ledger.save(entry)
     damaged = {**entry.to_json(), "build_key": "b" * 64}
@@ -62,7 +55,7 @@ def test_farm_report_names_a_damaged_ledger_file(tmp_path: Path, json_output: bo
     assert line.endswith("its row is left out of the report")
     if json_output:
         document = json.loads(result.stdout)
-        assert [row["build_key"] for row in document["rows"]] == ["a" * 64]
+        assert [row["build_key"] for row in document["rows"]] == ["k" * 64]
         (warning,) = document["warnings"]
         assert warning["file"] == str(damaged)
         assert (

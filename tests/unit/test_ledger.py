@@ -9,28 +9,16 @@ from pathlib import Path
 import pytest
 
 from farm.errors import CorruptRecord
-from farm.ledger import Ledger, LedgerEntry, StateLocked
+from farm.ledger import Ledger, StateLocked
+from tests.conftest import demo_ledger_entry
 
-
-def _entry() -> LedgerEntry:
-    return LedgerEntry(
-        build_key="k" * 64,
-        package="demo",
-        distribution="farm-demo",
-        version="0.1.0",
-        target="bookworm-arm64",
-        python="3.11",
-        job_dir="/out/demo",
-    )
-
-
-_ENTRY = _entry().to_json()
+_ENTRY = demo_ledger_entry().to_json()
 _PASSED = {"result": "passed", "duration_s": 1.0}
 
 
 def test_results_survive_a_round_trip(tmp_path: Path) -> None:
     ledger = Ledger(tmp_path)
-    entry = _entry()
+    entry = demo_ledger_entry()
     entry.record("build", "passed", 12.345, wheel="/out/w.whl", sha256="a" * 64)
     entry.record("publish", "passed", 1.0, "local", wheel="w.whl", sha256="b" * 64)
     ledger.save(entry)
@@ -52,7 +40,7 @@ def test_results_survive_a_round_trip(tmp_path: Path) -> None:
 
 
 def test_running_a_stage_again_drops_what_was_built_on_it() -> None:
-    entry = _entry()
+    entry = demo_ledger_entry()
     for stage in ("build", "repair", "inspect", "smoke"):
         entry.record(stage, "passed", 1.0)
     entry.record("publish", "passed", 1.0, "local")
@@ -70,7 +58,7 @@ def test_running_a_stage_again_drops_what_was_built_on_it() -> None:
 
 def test_per_registry_stages_need_a_registry() -> None:
     with pytest.raises(ValueError, match="per registry"):
-        _entry().record("publish", "passed", 1.0)
+        demo_ledger_entry().record("publish", "passed", 1.0)
 
 
 @pytest.mark.parametrize(
@@ -95,7 +83,7 @@ def test_per_registry_stages_need_a_registry() -> None:
 )
 def test_a_damaged_file_is_named_with_its_problem(tmp_path: Path, text: str, problem: str) -> None:
     ledger = Ledger(tmp_path)
-    good = _entry()
+    good = demo_ledger_entry()
     ledger.save(good)
     damaged = ledger.path("d" * 64)
     damaged.write_text(text)
