@@ -3,8 +3,9 @@
 A catalog directory holds ``targets/*.yaml`` and ``packages/*.yaml``. The
 built-in catalog ships with farm; users add directories with ``--recipes`` or
 ``FARM_RECIPES`` (``os.pathsep``-separated), and a later directory's file
-replaces a built-in one of the same name. Every problem is reported as a
-:class:`~farm.errors.CatalogError` naming the file and the field.
+replaces a built-in one of the same name; a file's ``name`` field must be its
+file name. Every problem is reported as a :class:`~farm.errors.CatalogError`
+naming the file and the field.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from farm.paths import data_dir
 
 RECIPES_ENV = "FARM_RECIPES"
 ModelT = TypeVar("ModelT", bound=BaseModel)
+NamedT = TypeVar("NamedT", Target, Recipe)
 
 
 @dataclass(frozen=True)
@@ -50,8 +52,12 @@ class Catalog:
         )
 
     def recipe_for_wheel(self, wheel_name: str) -> Entry[Recipe] | None:
-        """The recipe whose distribution a wheel file belongs to, if the catalog has one."""
-        distribution = _normalise(wheel_name.split("-")[0])
+        """The recipe whose distribution a wheel file belongs to, if the catalog has one.
+
+        The one place a wheel file name is matched to a recipe: `farm smoke`, `farm inspect`
+        and `farm repair` all ask here.
+        """
+        distribution = wheel_distribution(wheel_name)
         for entry in self.recipes.values():
             if _normalise(entry.model.distribution or entry.model.name) == distribution:
                 return entry
@@ -66,6 +72,11 @@ class Catalog:
                 hint="`farm recipes` lists them",
             )
         return entry
+
+
+def wheel_distribution(wheel_name: str) -> str:
+    """The normalised distribution name a wheel file name starts with (PEP 427, PEP 503)."""
+    return _normalise(wheel_name.split("-")[0])
 
 
 def _normalise(name: str) -> str:
@@ -86,10 +97,10 @@ def load_catalog(dirs: Iterable[Path]) -> Catalog:
         if not directory.is_dir():
             raise CatalogError(directory, None, "catalog directory does not exist")
         for path in sorted(directory.glob("targets/*.yaml")):
-            target = load_model(path, Target)
+            target = _load_named(path, Target)
             targets[target.name] = Entry(target, path)
         for path in sorted(directory.glob("packages/*.yaml")):
-            recipe = load_model(path, Recipe)
+            recipe = _load_named(path, Recipe)
             recipes[recipe.name] = Entry(recipe, path)
     catalog = Catalog(targets=targets, recipes=recipes)
     _check_names(catalog)
@@ -127,6 +138,19 @@ def _check_names(catalog: Catalog) -> None:
             raise CatalogError(
                 recipe_entry.path, "source.path", f"{source.path!r} is not a directory"
             )
+
+
+def _load_named(path: Path, model: type[NamedT]) -> NamedT:
+    """A target or recipe whose ``name`` is its file name, so that a file in a later
+    directory replaces the one its name says, and the name says which file to read."""
+    loaded = load_model(path, model)
+    if loaded.name != path.stem:
+        raise CatalogError(
+            display(path),
+            "name",
+            f"{loaded.name!r} differs from the file name {path.name!r}; they must match",
+        )
+    return loaded
 
 
 def load_model(path: Path, model: type[ModelT]) -> ModelT:

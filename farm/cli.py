@@ -28,14 +28,14 @@ from farm.errors import (
     signals_raise,
 )
 from farm.inspect import inspect_wheel
-from farm.models import OnnxruntimeSmoke, Target
 from farm.paths import cache_dir
 from farm.plan import plan_document
 from farm.repair import RepairedWheel, run_repair
 from farm.smoke import (
     CHECK_TIMEOUT_S,
     SmokeReport,
-    gpu_providers,
+    expected_providers,
+    find_smoke,
     run_smoke,
     smoke_for_wheel,
 )
@@ -510,12 +510,8 @@ def cmd_smoke(args: argparse.Namespace, catalog: Catalog) -> int:
     target = catalog.target(args.target).model
     if not args.wheel.is_file():
         raise UsageError(f"{args.wheel}: no such wheel file")
-    smoke = smoke_for_wheel(catalog, args.wheel.name, target)
-    expected = (
-        tuple(args.expect_provider)
-        or gpu_providers(smoke, target)
-        or (("CPUExecutionProvider",) if isinstance(smoke, OnnxruntimeSmoke) else ())
-    )
+    smoke = smoke_for_wheel(catalog, args.wheel.name)
+    expected = tuple(args.expect_provider) or expected_providers(smoke, target)
     record_dir = args.output_dir or args.wheel.parent
     engine = preflight(target.platform, {"the smoke record's directory": record_dir})
     with console.section("base_image", f"base image {target.base_image.pinned}") as line:
@@ -564,7 +560,8 @@ def cmd_inspect(args: argparse.Namespace, catalog: Catalog) -> int:
     target = catalog.target(args.target).model
     if not args.wheel.is_file():
         raise UsageError(f"{args.wheel}: no such wheel file")
-    report = inspect_wheel(args.wheel, target, _expected_providers(catalog, args.wheel, target))
+    expected = expected_providers(find_smoke(catalog, args.wheel.name), target)
+    report = inspect_wheel(args.wheel, target, expected)
     if args.json:
         console.print_json(report.to_json())
     else:
@@ -577,16 +574,6 @@ def cmd_inspect(args: argparse.Namespace, catalog: Catalog) -> int:
         for note in report.notes:
             console.print_text(f"  note: {note}\n")
     return 0 if report.compatible else 1
-
-
-def _expected_providers(catalog: Catalog, wheel: Path, target: Target) -> tuple[str, ...]:
-    """Providers the recipe of the wheel's own distribution expects on this target, if any."""
-    distribution = wheel.name.split("-")[0]
-    try:
-        smoke = catalog.recipe(distribution).model.smoke
-    except UsageError:
-        return ()
-    return gpu_providers(smoke, target)
 
 
 # --- entry points ---------------------------------------------------------------

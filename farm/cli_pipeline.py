@@ -356,6 +356,8 @@ def _nightly_report(
 
 def cmd_report(args: argparse.Namespace, catalog: Catalog) -> int:
     document = report_document(Ledger(state_dir()))
+    for warning in document["warnings"]:
+        console.warn(warning["message"])
     if args.html is not None:
         args.html.mkdir(parents=True, exist_ok=True)
         (args.html / "index.html").write_text(render_html(document), encoding="utf-8")

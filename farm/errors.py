@@ -67,6 +67,18 @@ class IncompatibleError(UsageError):
     """A version, target and Python that cannot go together."""
 
 
+class CorruptRecord(FarmError):
+    """A file the farm wrote earlier (a ledger file) cannot be read back as one.
+
+    Readers treat it as absent and warn with the message, which starts with the file.
+    """
+
+    def __init__(self, path: Path | str, problem: str) -> None:
+        super().__init__(f"{path}: {problem}")
+        self.path = str(path)
+        self.problem = problem
+
+
 class EnvironmentProblem(FarmError):
     """The host cannot run what was asked (missing tool, daemon down)."""
 

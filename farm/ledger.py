@@ -7,6 +7,8 @@ time and the wheel with its sha256. A rerun reads it to skip what is done.
 Files are replaced atomically, so readers (``farm report``) never see half a
 record. Writers hold an exclusive lock on the state directory: a second farm
 run on the same directory stops at once with a message naming the first.
+A file that cannot be read back as an entry (damaged, another schema) is a
+:class:`~farm.errors.CorruptRecord` naming it: readers treat it as absent and say so.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from farm.errors import EnvironmentProblem
+from farm.errors import CorruptRecord, EnvironmentProblem
 
 LEDGER_SCHEMA_VERSION = 1
 STAGES = ("build", "repair", "inspect", "smoke", "publish", "install")
@@ -106,11 +108,9 @@ class Ledger:
         return self.root / f"{build_key}.json"
 
     def get(self, build_key: str) -> LedgerEntry | None:
-        try:
-            data = json.loads(self.path(build_key).read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return None
-        return _entry(data)
+        """The key's entry, None when it has none; :class:`CorruptRecord` for a damaged file."""
+        path = self.path(build_key)
+        return read_entry(path) if path.exists() else None
 
     def save(self, entry: LedgerEntry) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
@@ -119,16 +119,15 @@ class Ledger:
         temporary.write_text(json.dumps(entry.to_json(), indent=2) + "\n", encoding="utf-8")
         temporary.replace(path)
 
-    def entries(self) -> list[LedgerEntry]:
-        found = []
+    def scan(self) -> LedgerScan:
+        """Every entry, and every file that could not be read as one."""
+        scan = LedgerScan()
         for path in sorted(self.root.glob("*.json")):
             try:
-                entry = _entry(json.loads(path.read_text(encoding="utf-8")))
-            except (OSError, ValueError):
-                continue
-            if entry is not None:
-                found.append(entry)
-        return found
+                scan.entries.append(read_entry(path))
+            except CorruptRecord as exc:
+                scan.damaged.append(exc)
+        return scan
 
     @contextlib.contextmanager
     def locked(self, command: str) -> Iterator[None]:
@@ -157,19 +156,71 @@ class Ledger:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _entry(data: Any) -> LedgerEntry | None:
-    if not isinstance(data, dict) or data.get("schema_version") != LEDGER_SCHEMA_VERSION:
-        return None
+@dataclass
+class LedgerScan:
+    entries: list[LedgerEntry] = field(default_factory=list)
+    damaged: list[CorruptRecord] = field(default_factory=list)
+
+
+_TEXT_FIELDS = ("build_key", "package", "distribution", "version", "target", "python", "job_dir")
+# The fields of a stage's result as record() writes them: their types, and whether required.
+_RESULT_FIELDS: dict[str, tuple[tuple[type, ...], bool]] = {
+    "result": ((str,), True),
+    "duration_s": ((int, float), True),
+    "wheel": ((str,), False),
+    "sha256": ((str,), False),
+    "size": ((int,), False),
+}
+
+
+def read_entry(path: Path) -> LedgerEntry:
+    """The entry a ledger file holds; :class:`CorruptRecord` naming the file and the problem."""
     try:
-        return LedgerEntry(
-            build_key=data["build_key"],
-            package=data["package"],
-            distribution=data["distribution"],
-            version=data["version"],
-            target=data["target"],
-            python=data["python"],
-            job_dir=data["job_dir"],
-            stages=data.get("stages", {}),
-        )
-    except KeyError:
-        return None  # written by something else: not ours to read
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise CorruptRecord(path, f"cannot be read ({exc.strerror})") from None
+    except ValueError as exc:
+        raise CorruptRecord(path, f"not JSON ({exc})") from None
+    problem = _entry_problem(data)
+    if problem is not None:
+        raise CorruptRecord(path, problem)
+    fields = {name: data[name] for name in _TEXT_FIELDS}
+    return LedgerEntry(**fields, stages=data.get("stages", {}))
+
+
+def _entry_problem(data: Any) -> str | None:
+    if not isinstance(data, dict):
+        return "not a JSON object"
+    version = data.get("schema_version")
+    if version != LEDGER_SCHEMA_VERSION:
+        return f"schema_version {version!r}, but this farm reads {LEDGER_SCHEMA_VERSION}"
+    for name in _TEXT_FIELDS:
+        if not isinstance(data.get(name), str):
+            return f"{name}: missing or not a string"
+    return _stages_problem(data.get("stages", {}))
+
+
+def _stages_problem(stages: Any) -> str | None:
+    if not isinstance(stages, dict):
+        return "stages: not an object"
+    for stage, recorded in stages.items():
+        per_registry = stage in PER_REGISTRY and isinstance(recorded, dict)
+        results = recorded.items() if per_registry else [(None, recorded)]
+        for registry, result in results:
+            problem = _result_problem(result)
+            if problem is not None:
+                return f"stages.{stage}{f'.{registry}' if registry else ''}{problem}"
+    return None
+
+
+def _result_problem(result: Any) -> str | None:
+    if not isinstance(result, dict):
+        return ": not an object"
+    for name, (kinds, required) in _RESULT_FIELDS.items():
+        if name not in result:
+            if required:
+                return f".{name}: missing"
+        elif not isinstance(result[name], kinds):
+            expected = " or ".join(kind.__name__ for kind in kinds)
+            return f".{name}: expected {expected}, found {type(result[name]).__name__}"
+    return None

@@ -31,7 +31,7 @@ from packaging.version import InvalidVersion, Version
 
 from farm.catalog import Catalog
 from farm.compat import violations
-from farm.errors import FarmError
+from farm.errors import CorruptRecord, FarmError
 from farm.ledger import Ledger
 from farm.models import Recipe
 from farm.network import ca_bundle
@@ -189,7 +189,10 @@ def mark_published(
     for cell in cells:
         if cell.job is None:
             continue
-        entry = ledger.get(cell.job.build_key)
+        try:
+            entry = ledger.get(cell.job.build_key)
+        except CorruptRecord:
+            continue  # not known to be published: its run says why and builds again
         published = entry.stage("publish", registry) if entry else None
         if entry is None or published is None or published.get("result") != "passed":
             continue

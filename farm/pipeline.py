@@ -23,7 +23,7 @@ from farm.baseimage import ensure_image, images_for
 from farm.build import job_dir, run_build
 from farm.credentials import Credentials
 from farm.engine import Engine
-from farm.errors import FarmError, host_fault
+from farm.errors import CorruptRecord, FarmError, host_fault
 from farm.inspect import inspect_wheel
 from farm.installcheck import run_install_check
 from farm.ledger import Ledger, LedgerEntry
@@ -33,7 +33,7 @@ from farm.records import write_record
 from farm.registries import IndexLocation, Profile
 from farm.repair import run_repair
 from farm.simpleindex import project_files
-from farm.smoke import gpu_providers, run_smoke
+from farm.smoke import expected_providers, run_smoke
 from farm.wheelfile import next_build_number, same_release, split_name, with_build_number
 
 PIPELINE_SCHEMA_VERSION = 1
@@ -144,7 +144,7 @@ class Runner:
         self.job, self.engine, self.ledger, self.options = job, engine, ledger, options
         self.section, self.say = section, say
         self.job_dir = job_dir(job, options.out_root)
-        existing = None if options.force else ledger.get(job.build_key)
+        existing = None if options.force else self._recorded_entry()
         self.entry = existing or new_entry(job, self.job_dir)
         self.result = PipelineResult(job=job, entry=self.entry)
         self._base_ready = False
@@ -170,6 +170,13 @@ class Runner:
         return self.result
 
     # --- bookkeeping -----------------------------------------------------------
+
+    def _recorded_entry(self) -> LedgerEntry | None:
+        try:
+            return self.ledger.get(self.job.build_key)
+        except CorruptRecord as exc:
+            self.say(f"warning: {exc.message}; taken as absent, so every stage runs again")
+            return None
 
     def _skip(self, stage: str, why: str) -> None:
         self.say(f"{stage}: skipped, {why}")
@@ -316,7 +323,8 @@ class Runner:
             return
         target = self.job.spec.target
         with self._stage("inspect") as details:
-            report = inspect_wheel(wheel, target, gpu_providers(self.job.spec.recipe.smoke, target))
+            expected = expected_providers(self.job.spec.recipe.smoke, target)
+            report = inspect_wheel(wheel, target, expected)
             write_record(
                 wheel.parent / "inspect.json",
                 "inspect",
@@ -347,7 +355,7 @@ class Runner:
                     spec.python,
                     spec.recipe.smoke,
                     self.engine,
-                    expect_providers=gpu_providers(spec.recipe.smoke, spec.target),
+                    expect_providers=expected_providers(spec.recipe.smoke, spec.target),
                     device="auto",
                     record_dir=wheel.parent,
                     on_line=line,

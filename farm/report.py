@@ -49,8 +49,10 @@ def _human(size: int | None) -> str | None:
 
 
 def report_document(ledger: Ledger) -> dict[str, Any]:
+    """The matrix; a ledger file that cannot be read is left out and named in ``warnings``."""
+    scan = ledger.scan()
     rows = []
-    for entry in ledger.entries():
+    for entry in scan.entries:
         repair = entry.stage("repair") or {}
         wheel = repair.get("wheel") or (entry.stage("build") or {}).get("wheel")
         rows.append(
@@ -73,6 +75,14 @@ def report_document(ledger: Ledger) -> dict[str, Any]:
         "generated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "stages": list(STAGES),
         "rows": rows,
+        "warnings": [
+            {
+                "file": damaged.path,
+                "problem": damaged.problem,
+                "message": f"{damaged.message}; its row is left out of the report",
+            }
+            for damaged in scan.damaged
+        ],
     }
 
 

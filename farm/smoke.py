@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from farm import __version__
-from farm.catalog import Catalog
+from farm.catalog import Catalog, wheel_distribution
 from farm.engine import BuildRequest, Engine, image_exists
 from farm.errors import FarmError, UsageError, host_faults
 from farm.models import OnnxruntimeSmoke, PythonSmoke, Smoke, Target
@@ -133,26 +133,46 @@ def onnx_model() -> bytes:
 # --- environment image and the run ------------------------------------------------
 
 
-def smoke_for_wheel(catalog: Catalog, wheel_name: str, target: Target) -> Smoke:
-    """The smoke test of the wheel's recipe; onnxruntime wheels without one get the generic test."""
+# The smoke test of an onnxruntime wheel no recipe builds (PyPI's CPU onnxruntime).
+GENERIC_ONNXRUNTIME_SMOKE = OnnxruntimeSmoke(
+    kind="onnxruntime", expect_providers={"*": ("CPUExecutionProvider",)}
+)
+# Distributions named onnxruntime-* that do not install the onnxruntime module.
+_ONNXRUNTIME_COMPANIONS = frozenset({"onnxruntime-extensions", "onnxruntime-genai"})
+
+
+def find_smoke(catalog: Catalog, wheel_name: str) -> Smoke | None:
+    """The smoke test a wheel gets: its recipe's; the generic one for an onnxruntime wheel no
+    recipe builds; None for any other wheel."""
     entry = catalog.recipe_for_wheel(wheel_name)
     if entry is not None:
         return entry.model.smoke
-    if wheel_name.lower().startswith("onnxruntime"):
-        return OnnxruntimeSmoke(
-            kind="onnxruntime", expect_providers={"*": ("CPUExecutionProvider",)}
+    distribution = wheel_distribution(wheel_name)
+    if distribution == "onnxruntime" or (
+        distribution.startswith("onnxruntime-") and distribution not in _ONNXRUNTIME_COMPANIONS
+    ):
+        return GENERIC_ONNXRUNTIME_SMOKE
+    return None
+
+
+def smoke_for_wheel(catalog: Catalog, wheel_name: str) -> Smoke:
+    """:func:`find_smoke`, or a usage error for a wheel that has no smoke test."""
+    smoke = find_smoke(catalog, wheel_name)
+    if smoke is None:
+        raise UsageError(
+            f"no recipe builds {wheel_distribution(wheel_name)}, so there is no smoke test for it",
+            hint="`farm recipes` lists the packages",
         )
-    raise UsageError(
-        f"no recipe builds {wheel_name.split('-')[0]}, so there is no smoke test for it",
-        hint="`farm recipes` lists the packages",
-    )
+    return smoke
 
 
-def gpu_providers(smoke: Smoke, target: Target) -> tuple[str, ...]:
-    """Execution providers an onnxruntime wheel must contain for a GPU target."""
-    if target.cuda is None or not isinstance(smoke, OnnxruntimeSmoke):
-        return ()
-    return smoke.providers_for(target)
+def expected_providers(smoke: Smoke | None, target: Target) -> tuple[str, ...]:
+    """The execution providers an onnxruntime wheel must have on ``target``; () for others.
+
+    The one place they are decided: the runner asks with its job's smoke test, `farm smoke`
+    and `farm inspect` with :func:`find_smoke`'s for the wheel, so all give the same answer.
+    """
+    return smoke.providers_for(target) if isinstance(smoke, OnnxruntimeSmoke) else ()
 
 
 def smoke_requirements(smoke: Smoke) -> tuple[str, ...]:

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from farm.catalog import Catalog, load_catalog
+from farm.ledger import LedgerEntry
 from farm.paths import data_dir
 from farm.resources import BuilderResources
 
@@ -42,3 +43,16 @@ def catalog_copy(tmp_path: Path) -> Path:
 def ci_runner() -> BuilderResources:
     """The figures of this project's CI machines: 2 cores, 24 GiB."""
     return BuilderResources(cpus=2, memory_gib=24.0, source="test")
+
+
+def demo_ledger_entry() -> LedgerEntry:
+    """The ledger entry of a demo build for bookworm-arm64, with no stage recorded yet."""
+    return LedgerEntry(
+        build_key="k" * 64,
+        package="demo",
+        distribution="farm-demo",
+        version="0.1.0",
+        target="bookworm-arm64",
+        python="3.11",
+        job_dir="/out/demo",
+    )

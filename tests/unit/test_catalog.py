@@ -118,6 +118,36 @@ def test_user_directory_replaces_a_builtin_file(catalog_copy: Path, tmp_path: Pa
     assert catalog.targets["jetpack6"].path == extra / "targets/jetpack6.yaml"
 
 
+@pytest.mark.parametrize(
+    ("file", "old", "new"),
+    [
+        ("targets/jetpack6.yaml", "name: jetpack6\n", "name: jetpack6-mine\n"),
+        ("packages/zstandard.yaml", "name: zstandard\n", "name: zstd\n"),
+    ],
+)
+def test_a_name_that_is_not_the_file_name_is_refused(
+    catalog_copy: Path, file: str, old: str, new: str
+) -> None:
+    _edit(catalog_copy / file, old, new)
+    error = _error(catalog_copy)
+    assert error.path.endswith(file) and error.field == "name"
+    assert "differs from the file name" in error.rule
+
+
+def test_a_user_file_cannot_replace_a_builtin_one_under_another_file_name(
+    catalog_copy: Path, tmp_path: Path
+) -> None:
+    extra = tmp_path / "mine"
+    (extra / "targets").mkdir(parents=True)
+    text = (catalog_copy / "targets/jetpack6.yaml").read_text()
+    (extra / "targets/my-jetpack6.yaml").write_text(text)  # still says name: jetpack6
+    with pytest.raises(CatalogError) as caught:
+        load_catalog([catalog_copy, extra])
+    assert caught.value.path.endswith("mine/targets/my-jetpack6.yaml")
+    assert caught.value.field == "name"
+    assert "'jetpack6' differs from the file name 'my-jetpack6.yaml'" in caught.value.rule
+
+
 def test_lookup_by_alias_and_normalised_package_name(catalog_copy: Path) -> None:
     catalog = load_catalog([catalog_copy])
     assert catalog.target("jp6").model.name == "jetpack6"

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from farm.cli import main
-from tests.conftest import BUILTIN_TARGETS
+from tests.conftest import BUILTIN_TARGETS, REPO
 
 
 def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -105,6 +105,18 @@ def test_broken_user_catalog(capsys: pytest.CaptureFixture[str], tmp_path: Path)
     code, _, err = _run(capsys, "--recipes", str(tmp_path), "targets")
     assert code == 2
     assert "mine.yaml: platfrom: unknown field" in err
+
+
+def test_user_catalog_file_named_other_than_its_name(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    (tmp_path / "packages").mkdir()
+    recipe = (REPO / "recipes" / "packages" / "zstandard.yaml").read_text()
+    (tmp_path / "packages" / "zstd.yaml").write_text(recipe)
+    code, out, err = _run(capsys, "--recipes", str(tmp_path), "recipes")
+    assert (code, out) == (2, "")
+    assert len(err.splitlines()) == 1
+    assert "zstd.yaml: name: 'zstandard' differs from the file name 'zstd.yaml'" in err
 
 
 def test_render_writes_a_file(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:

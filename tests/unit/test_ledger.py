@@ -8,24 +8,17 @@ from pathlib import Path
 
 import pytest
 
-from farm.ledger import Ledger, LedgerEntry, StateLocked
+from farm.errors import CorruptRecord
+from farm.ledger import Ledger, StateLocked
+from tests.conftest import demo_ledger_entry
 
-
-def _entry() -> LedgerEntry:
-    return LedgerEntry(
-        build_key="k" * 64,
-        package="demo",
-        distribution="farm-demo",
-        version="0.1.0",
-        target="bookworm-arm64",
-        python="3.11",
-        job_dir="/out/demo",
-    )
+_ENTRY = demo_ledger_entry().to_json()
+_PASSED = {"result": "passed", "duration_s": 1.0}
 
 
 def test_results_survive_a_round_trip(tmp_path: Path) -> None:
     ledger = Ledger(tmp_path)
-    entry = _entry()
+    entry = demo_ledger_entry()
     entry.record("build", "passed", 12.345, wheel="/out/w.whl", sha256="a" * 64)
     entry.record("publish", "passed", 1.0, "local", wheel="w.whl", sha256="b" * 64)
     ledger.save(entry)
@@ -40,12 +33,14 @@ def test_results_survive_a_round_trip(tmp_path: Path) -> None:
         "wheel": "/out/w.whl",
         "sha256": "a" * 64,
     }
-    assert [e.build_key for e in ledger.entries()] == [entry.build_key]
+    scan = ledger.scan()
+    assert [e.build_key for e in scan.entries] == [entry.build_key]
+    assert scan.damaged == []
     assert not list(tmp_path.glob("ledger/.*"))  # no temporary files left
 
 
 def test_running_a_stage_again_drops_what_was_built_on_it() -> None:
-    entry = _entry()
+    entry = demo_ledger_entry()
     for stage in ("build", "repair", "inspect", "smoke"):
         entry.record(stage, "passed", 1.0)
     entry.record("publish", "passed", 1.0, "local")
@@ -63,14 +58,45 @@ def test_running_a_stage_again_drops_what_was_built_on_it() -> None:
 
 def test_per_registry_stages_need_a_registry() -> None:
     with pytest.raises(ValueError, match="per registry"):
-        _entry().record("publish", "passed", 1.0)
+        demo_ledger_entry().record("publish", "passed", 1.0)
 
 
-def test_foreign_or_old_files_are_ignored(tmp_path: Path) -> None:
-    (tmp_path / "ledger").mkdir()
-    (tmp_path / "ledger" / "x.json").write_text(json.dumps({"schema_version": 99}))
-    (tmp_path / "ledger" / "y.json").write_text("{not json")
-    assert Ledger(tmp_path).entries() == []
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("{not json", "not JSON (Expecting property name"),
+        ("[1, 2]", "not a JSON object"),
+        (json.dumps({"schema_version": 99}), "schema_version 99, but this farm reads 1"),
+        ("{}", "schema_version None, but this farm reads 1"),
+        (json.dumps({**_ENTRY, "package": None}), "package: missing or not a string"),
+        (json.dumps({**_ENTRY, "stages": []}), "stages: not an object"),
+        (json.dumps({**_ENTRY, "stages": {"build": "passed"}}), "stages.build: not an object"),
+        (
+            json.dumps({**_ENTRY, "stages": {"smoke": {"result": "passed"}}}),
+            "stages.smoke.duration_s: missing",
+        ),
+        (
+            json.dumps({**_ENTRY, "stages": {"publish": {"local": {**_PASSED, "wheel": 7}}}}),
+            "stages.publish.local.wheel: expected str, found int",
+        ),
+    ],
+)
+def test_a_damaged_file_is_named_with_its_problem(tmp_path: Path, text: str, problem: str) -> None:
+    ledger = Ledger(tmp_path)
+    good = demo_ledger_entry()
+    ledger.save(good)
+    damaged = ledger.path("d" * 64)
+    damaged.write_text(text)
+    scan = ledger.scan()
+    assert [entry.build_key for entry in scan.entries] == [good.build_key]
+    (found,) = scan.damaged
+    assert found.path == str(damaged)
+    assert found.problem.startswith(problem)
+    assert found.message == f"{damaged}: {found.problem}"
+    with pytest.raises(CorruptRecord) as caught:
+        ledger.get("d" * 64)
+    assert caught.value.problem == found.problem
+    assert ledger.get("e" * 64) is None  # no file: no entry, and nothing wrong
 
 
 def _hold_lock(

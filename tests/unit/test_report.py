@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
+import pytest
+
+from farm.cli import main
 from farm.ledger import Ledger, LedgerEntry
 from farm.report import render_html, report_document
 
@@ -56,3 +60,34 @@ def test_the_page_escapes_what_it_shows(tmp_path: Path) -> None:
     page = render_html(report_document(_ledger(tmp_path)))
     assert "ort&lt;b&gt;.whl" in page and "ort<b>" not in page
     assert page.count('class="failed"') == 1 and 'class="missing"' in page
+
+
+def test_a_damaged_ledger_file_is_named_not_dropped_silently(tmp_path: Path) -> None:
+    ledger = _ledger(tmp_path)
+    damaged = ledger.path("c" * 64)
+    damaged.write_text('{"schema_version": 1, "build_key": "cccc", "stag')
+    document = report_document(ledger)
+    assert len(document["rows"]) == 2
+    (warning,) = document["warnings"]
+    assert warning["file"] == str(damaged) and warning["problem"].startswith("not JSON")
+    assert warning["message"].startswith(f"{damaged}: not JSON")
+    assert warning["message"].endswith("its row is left out of the report")
+    assert "its row is left out of the report" in render_html(document)
+
+
+def test_farm_report_warns_once_per_damaged_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ledger = _ledger(tmp_path)
+    ledger.path("c" * 64).write_text("")
+    ledger.path("d" * 64).write_text('{"schema_version": 0}')
+    monkeypatch.setenv("FARM_STATE_DIR", str(tmp_path))
+    assert main(["report", "--json"]) == 0
+    out, err = capsys.readouterr()
+    document = json.loads(out)
+    assert len(document["rows"]) == 2
+    assert [Path(w["file"]).name for w in document["warnings"]] == [
+        "c" * 64 + ".json",
+        "d" * 64 + ".json",
+    ]
+    assert err.splitlines() == [f"farm: warning: {w['message']}" for w in document["warnings"]]
