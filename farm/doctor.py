@@ -18,7 +18,15 @@ from typing import Literal
 from packaging.version import InvalidVersion, Version
 
 from farm.cudastack import toolkit_tarball
-from farm.engine import SETUP_HINT, BuildRequest, Engine, daemon_version, detect_engine
+from farm.engine import (
+    BUILDER_ENV,
+    CACHE_ENV,
+    SETUP_HINT,
+    BuildRequest,
+    Engine,
+    daemon_version,
+    detect_engine,
+)
 from farm.errors import EnvironmentProblem, FarmError
 from farm.models import Target
 from farm.process import capture
@@ -60,6 +68,29 @@ def check_engine() -> tuple[Check, Engine | None]:
     except EnvironmentProblem as exc:
         return Check(name="engine", status="fail", detail=exc.message, fix=SETUP_HINT), None
     return Check(name="engine", status="ok", detail=engine.describe()), engine
+
+
+def check_buildx(engine: Engine) -> Check:
+    """What the buildx builder's driver can do; what it cannot is said, not left to fail."""
+    builder = engine.builder or "the default builder"
+    if engine.driver == "docker":
+        detail = (
+            f"{builder}, docker driver: the daemon's own BuildKit; no registry cache export "
+            "(--cache-to), so builds reuse only this daemon's cache"
+        )
+        if engine.cache_ref:
+            return Check(
+                name="buildx",
+                status="warn",
+                detail=f"{detail}; {CACHE_ENV}={engine.cache_ref} is not used",
+                fix="a docker-container builder exports cache: `docker buildx create --driver "
+                "docker-container --use` (it needs the moby/buildkit image from a registry, or "
+                f"`docker load` of it), then {BUILDER_ENV}=NAME",
+            )
+        return Check(name="buildx", status="ok", detail=detail)
+    driver = engine.driver or "unknown"
+    cache = f"; registry cache {engine.cache_ref}" if engine.exports_registry_cache else ""
+    return Check(name="buildx", status="ok", detail=f"{builder}, {driver} driver{cache}")
 
 
 def check_daemon(engine: Engine) -> Check:
@@ -318,6 +349,8 @@ def run_checks(
         daemon = check_daemon(engine)
         checks.append(daemon)
         if daemon.status == "ok":
+            if engine.kind == "buildx":
+                checks.append(check_buildx(engine))
             checks.append(check_buildkit(engine))
     later: list[Callable[[], Check]] = [
         lambda: check_binfmt(platform),

@@ -44,7 +44,14 @@ class Engine:
     client_version: str
     builder: str | None = None
     cache_ref: str | None = None
+    driver: str | None = None  # the buildx builder's driver: docker, docker-container, ...
     reason: str = ""  # why this client was chosen
+
+    @property
+    def exports_registry_cache(self) -> bool:
+        """Whether ``--cache-to type=registry`` can work: buildx, a cache reference, and a
+        driver other than ``docker`` (the daemon's own BuildKit exports no cache)."""
+        return self.kind == "buildx" and bool(self.cache_ref) and self.driver != "docker"
 
     @property
     def env(self) -> dict[str, str]:
@@ -53,7 +60,8 @@ class Engine:
     def describe(self) -> str:
         if self.kind == "buildx":
             where = f", builder {self.builder}" if self.builder else ""
-            return f"docker buildx ({self.docker}, client {self.client_version}{where})"
+            driver = f", {self.driver} driver" if self.driver else ""
+            return f"docker buildx ({self.docker}, client {self.client_version}{where}{driver})"
         return (
             f"classic docker client with DOCKER_BUILDKIT=1 ({self.docker}, {self.client_version})"
         )
@@ -89,7 +97,7 @@ class Engine:
             argv += ["--tag", request.tag]
             if self.kind == "buildx":
                 argv.append("--load")
-        if self.kind == "buildx" and self.cache_ref and request.use_registry_cache:
+        if self.exports_registry_cache and request.use_registry_cache:
             argv += [
                 "--cache-from",
                 f"type=registry,ref={self.cache_ref}",
@@ -149,10 +157,12 @@ def _probe(docker: str, forced: str | None, env: Mapping[str, str]) -> tuple[Eng
         return None, "not a working docker client"
     common = {"docker": docker, "client_version": version}
     if forced != "classic" and capture([docker, "buildx", "version"]).returncode == 0:
+        builder = env.get(BUILDER_ENV) or None
         return Engine(
             kind="buildx",
-            builder=env.get(BUILDER_ENV) or None,
+            builder=builder,
             cache_ref=env.get(CACHE_ENV) or None,
+            driver=_buildx_driver(docker, builder),
             reason="buildx plugin found",
             **common,
         ), ""
@@ -162,9 +172,22 @@ def _probe(docker: str, forced: str | None, env: Mapping[str, str]) -> tuple[Eng
         classic_ok = Version(version.split("+")[0].split("-")[0]) < _CLASSIC_BUILDKIT_BEFORE
     except InvalidVersion:
         classic_ok = False
-    if classic_ok or forced == "classic":
+    if classic_ok or (forced == "classic" and env.get(DOCKER_ENV)):
         return Engine(kind="classic", reason="client builds with DOCKER_BUILDKIT=1", **common), ""
+    if forced == "classic":
+        return None, f"client {version} builds through buildx (FARM_DOCKER=PATH insists)"
     return None, f"client {version} needs the buildx plugin for BuildKit"
+
+
+def _buildx_driver(docker: str, builder: str | None) -> str | None:
+    """The driver of the builder buildx would use (``docker buildx inspect``), if it says."""
+    argv = [docker, "buildx", "inspect", *(["--builder", builder] if builder else [])]
+    result = capture(argv, timeout=30)
+    for line in result.output.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() == "Driver" and value.strip():
+            return value.strip()
+    return None
 
 
 def _client_version(docker: str) -> str | None:

@@ -6,6 +6,8 @@
 #   - binfmt_misc mounted and qemu-aarch64 registered with the F flag, re-registered whenever the
 #     interpreter changes (an F entry keeps the binary it opened at registration time),
 #   - mmdebstrap for locally bootstrapped base images,
+#   - the docker buildx CLI plugin (0.13.1, Debian trixie's static build, pinned by sha256; it
+#     needs only libc6 >= 2.34), so both BuildKit clients farm knows can be used and tested,
 #   - the docker daemon started when nothing runs it.
 # Idempotent: run it again at any time; it changes only what is missing or stale.
 # Usage: scripts/host-setup.sh   (as root; `farm doctor` then checks the result)
@@ -24,7 +26,13 @@ QEMU=/usr/bin/qemu-aarch64-static
 BINFMT=/proc/sys/fs/binfmt_misc
 ENTRY=$BINFMT/qemu-aarch64
 STATE=/var/lib/farm
-DOCKER=/usr/bin/docker  # Debian's client: BuildKit without the buildx plugin
+DOCKER=/usr/bin/docker  # Debian's client: BuildKit with DOCKER_BUILDKIT=1, or through buildx
+# docker-buildx from Debian trixie: one file, taken by pool path and checked against the
+# SHA256 that trixie's Packages index lists for it. Nothing else comes from trixie.
+BUILDX_DEB=pool/main/d/docker-buildx/docker-buildx_0.13.1+ds1-3_amd64.deb
+BUILDX_SHA256=fcf8c48204d1603c8f209451d7827eb91bf30759578baf7704e9e1a87e5f1d7f
+BUILDX_VERSION=0.13.1+ds1-3
+DEBIAN_MIRROR=${FARM_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 
 install_packages() {
     if ! grep -rqs '^[^#]*bookworm-backports' /etc/apt/sources.list /etc/apt/sources.list.d/; then
@@ -35,7 +43,7 @@ install_packages() {
     fi
     local missing=()
     # patch: farm applies fixes to assembled CUDA stacks (farm/cudastack.py).
-    for pkg in docker.io mmdebstrap arch-test binfmt-support ca-certificates patch; do
+    for pkg in docker.io mmdebstrap arch-test binfmt-support ca-certificates patch curl; do
         dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
     done
     local qemu_version
@@ -80,6 +88,23 @@ register_binfmt() {
     echo "$digest" > "$stamp"
 }
 
+install_buildx() {
+    [ "$(uname -m)" = x86_64 ] || return 0  # the pinned file is amd64's
+    if [ "$(dpkg-query -W -f='${Version}' docker-buildx 2>/dev/null || true)" = "$BUILDX_VERSION" ]; then
+        return
+    fi
+    local deb
+    deb=$(mktemp --suffix=.deb)
+    say "install docker-buildx $BUILDX_VERSION ($DEBIAN_MIRROR/$BUILDX_DEB)"
+    curl -fsSL --retry 3 -o "$deb" "$DEBIAN_MIRROR/$BUILDX_DEB" || die "downloading $BUILDX_DEB failed" 3
+    if [ "$(sha256sum "$deb" | cut -d' ' -f1)" != "$BUILDX_SHA256" ]; then
+        rm -f "$deb"
+        die "$BUILDX_DEB has other bytes than its pin $BUILDX_SHA256" 3
+    fi
+    dpkg -i "$deb" >/dev/null
+    rm -f "$deb"
+}
+
 start_docker() {
     if "$DOCKER" info >/dev/null 2>&1; then
         return
@@ -99,6 +124,7 @@ start_docker() {
 }
 
 install_packages
+install_buildx
 register_binfmt
 start_docker
 say "ready: $("$DOCKER" version --format 'docker {{.Server.Version}}'), $("$QEMU" --version | head -n1)"

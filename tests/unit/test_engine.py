@@ -115,3 +115,51 @@ def test_explicit_setting_overrides_detection(tmp_path: Path) -> None:
 def test_no_client_at_all(tmp_path: Path) -> None:
     with pytest.raises(EnvironmentProblem, match="no BuildKit-capable docker client"):
         detect_engine({"FARM_DOCKER": str(tmp_path / "missing")})
+
+
+def test_forced_classic_skips_a_client_whose_build_is_buildx(tmp_path: Path) -> None:
+    from farm.engine import _probe
+
+    new = _fake_docker(tmp_path, "28.2.2", buildx=True)
+    old = _fake_docker(tmp_path, "20.10.24+dfsg1", buildx=False)
+    # Found on PATH (not named by FARM_DOCKER), a 28 client is not taken as the classic one:
+    # its `docker build` is buildx. Detection goes on to the next client.
+    engine, why_not = _probe(new, "classic", {})
+    assert engine is None and "builds through buildx" in why_not
+    engine = detect_engine({"FARM_ENGINE": "classic", "FARM_DOCKER": old})
+    assert engine is not None and (engine.kind, engine.docker) == ("classic", old)
+
+
+def test_the_docker_driver_gets_no_registry_cache_flags() -> None:
+    engine = Engine(
+        kind="buildx",
+        docker="docker",
+        client_version="28.2.2",
+        driver="docker",
+        cache_ref="registry.example/farm/cache:jp6",
+    )
+    assert not engine.exports_registry_cache
+    assert "--cache-to" not in engine.build_argv(REQUEST)
+    assert "docker driver" in engine.describe()
+    other = Engine(
+        kind="buildx",
+        docker="docker",
+        client_version="28.2.2",
+        driver="docker-container",
+        cache_ref="registry.example/farm/cache:jp6",
+    )
+    assert "--cache-to" in other.build_argv(REQUEST)
+
+
+def test_doctor_says_what_the_docker_driver_cannot_do() -> None:
+    from farm.doctor import check_buildx
+
+    plain = Engine(kind="buildx", docker="docker", client_version="28.2.2", driver="docker")
+    assert check_buildx(plain).status == "ok"
+    assert "no registry cache export" in check_buildx(plain).detail
+    wanted = Engine(
+        kind="buildx", docker="docker", client_version="28", driver="docker", cache_ref="r/c:1"
+    )
+    check = check_buildx(wanted)
+    assert check.status == "warn" and "FARM_BUILDX_CACHE=r/c:1 is not used" in check.detail
+    assert check.fix and "docker-container" in check.fix
