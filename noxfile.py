@@ -1,19 +1,34 @@
-"""Developer and CI sessions: `nox -s tests`, `nox -s lint`, `nox -s types`."""
+"""Developer and CI sessions: `nox -s tests`, `nox -s lint`, `nox -s types`.
+
+The integration tests run once per BuildKit client farm supports: `tests` with docker buildx
+(the plugin scripts/host-setup.sh installs), `tests_classic` with Debian's docker client and
+DOCKER_BUILDKIT=1. test_doctor checks each run used the client it asked for.
+"""
 
 from __future__ import annotations
 
 import nox
 
 nox.options.default_venv_backend = "venv"
-nox.options.sessions = ["lint", "types", "tests"]
+nox.options.sessions = ["lint", "types", "tests", "tests_classic"]
+CLASSIC_CLIENT = "/usr/bin/docker"  # Debian 12's docker.io 20.10
 nox.options.error_on_missing_interpreters = True
 
 
 @nox.session
 def tests(session: nox.Session) -> None:
-    """Unit and integration tests (integration needs the host set up: see README)."""
+    """Unit and integration tests, BuildKit through buildx (integration needs the host set
+    up: see README)."""
     session.install("-e", ".[test]")
-    session.run("pytest", *session.posargs)
+    session.run("pytest", *session.posargs, env={"FARM_ENGINE": "buildx"})
+
+
+@nox.session
+def tests_classic(session: nox.Session) -> None:
+    """The integration tests again, BuildKit through the classic client (DOCKER_BUILDKIT=1)."""
+    session.install("-e", ".[test]")
+    env = {"FARM_ENGINE": "classic", "FARM_DOCKER": CLASSIC_CLIENT}
+    session.run("pytest", "-m", "integration", *session.posargs, env=env)
 
 
 @nox.session

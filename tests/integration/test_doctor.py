@@ -19,6 +19,19 @@ def test_doctor_passes_on_the_prepared_host(host_ready: dict[str, object]) -> No
     assert "ok   buildkit" in result.stdout
 
 
+def test_the_run_uses_the_buildkit_client_it_asked_for(host_ready: dict[str, object]) -> None:
+    """nox runs the integration tests once per client (FARM_ENGINE); each really built with it."""
+    wanted = os.environ.get("FARM_ENGINE")
+    checks = {check["name"]: check for check in host_ready["checks"]}  # type: ignore[attr-defined]
+    engine = checks["engine"]["detail"]
+    if wanted == "classic":
+        assert engine.startswith("classic docker client with DOCKER_BUILDKIT=1"), engine
+    elif wanted == "buildx":
+        assert engine.startswith("docker buildx"), engine
+        assert checks["buildx"]["status"] == "ok", checks["buildx"]
+    assert checks["buildkit"]["status"] == "ok", checks["buildkit"]
+
+
 @pytest.mark.skipif(os.geteuid() != 0, reason="toggling binfmt_misc needs root")
 def test_doctor_fails_with_the_fix_when_binfmt_is_disabled(host_ready: dict[str, object]) -> None:
     ENTRY.write_text("0")
