@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import time
@@ -19,7 +20,7 @@ from farm.localregistry import DEFAULT_PORT, LOCAL, LocalRegistry
 from farm.models import Target
 from farm.paths import state_dir
 from farm.pipeline import PublishTarget
-from farm.process import command_line, stream
+from farm.process import command_line
 from farm.publish import (
     PublishedWheel,
     PublishRequest,
@@ -152,14 +153,15 @@ def _add_index_config(commands: Any) -> None:
 def _registries(config_path: Path | None) -> tuple[RegistryConfig, LocalRegistry]:
     local = LocalRegistry(state_dir())
     config = load_config(config_path, environ=dict(os.environ), cwd=Path.cwd())
-    profiles = {LOCAL: local.profile(), **config.profiles}
-    return RegistryConfig(profiles=profiles, source=config.source), local
+    return local.with_local(config), local
 
 
 def _credentials(
     name: str, profile: Profile, location: IndexLocation, local: LocalRegistry
 ) -> Credentials | None:
-    stored = local.credentials() if name == LOCAL else None
+    # The generated password goes to the running local server only, not to a profile
+    # that merely shares its name.
+    stored = local.credentials_for(location.upload_url) if name == LOCAL else None
     return resolve(
         name,
         profile,
@@ -198,12 +200,14 @@ def publish_target(name: str, config_path: Path | None, target: Target | None) -
     config, local = _registries(config_path)
     profile = config.profile(name)
     location = locate(name, profile, target)
+    embedded = name == LOCAL and local.serves(location.upload_url)
     return PublishTarget(
         registry=name,
         profile=profile,
         location=location,
         credentials=_credentials(name, profile, location, local),
         retry=_retry_policy(),
+        confirm=functools.partial(local.require, location.upload_url) if embedded else None,
     )
 
 
@@ -295,13 +299,12 @@ def cmd_registry_serve(args: argparse.Namespace, catalog: Catalog) -> int:
     local = LocalRegistry(state_dir())
     if not args.detach:
         credentials = local.ensure_credentials()
-        local.packages.mkdir(parents=True, exist_ok=True)
         console.info(
             f"serving {local.packages} on http://127.0.0.1:{args.port}/simple/ "
             f"(user {credentials.username}; password in {credentials.source}); Ctrl-C stops"
         )
-        result = stream(local.argv(args.port, fallback=args.fallback), on_line=console.info)
-        return 0 if result.returncode in (0, -2, 130) else 1
+        returncode = local.serve(args.port, fallback=args.fallback, on_line=console.info)
+        return 0 if returncode == 0 else 1
     state = local.start(args.port, fallback=args.fallback)
     console.info(f"local registry at {state.url}/simple/ (pid {state.pid}, log {local.log})")
     return 0
@@ -337,6 +340,17 @@ def cmd_registry_list(args: argparse.Namespace, catalog: Catalog) -> int:
                 upload_url=location.upload_url, simple_url=location.read_url, per_target=False
             )
         rows.append(entry)
+    for name, why in sorted(config.unavailable.items()):
+        rows.append(
+            {
+                "name": name,
+                "kind": "pypiserver",
+                "upload_url": None,
+                "simple_url": None,
+                "per_target": False,
+                "unavailable": why,
+            }
+        )
     if args.json:
         console.print_json(
             {"schema_version": PUBLISH_SCHEMA_VERSION, "source": config.source, "registries": rows}
@@ -345,12 +359,13 @@ def cmd_registry_list(args: argparse.Namespace, catalog: Catalog) -> int:
     console.print_table(
         f"registries ({config.source})",
         ("name", "kind", "index"),
-        [
-            (row["name"], row["kind"], row["simple_url"] or "per target: pass --target")
-            for row in rows
-        ],
+        [(row["name"], row["kind"], row.get("unavailable") or _index_column(row)) for row in rows],
     )
     return 0
+
+
+def _index_column(row: dict[str, Any]) -> str:
+    return str(row["simple_url"] or "per target: pass --target")
 
 
 # --- farm index-config --------------------------------------------------------

@@ -60,3 +60,11 @@ class EnvironmentProblem(FarmError):
     """The host cannot run what was asked (missing tool, daemon down)."""
 
     exit_code = EXIT_ENVIRONMENT
+
+
+class RegistryUnavailable(EnvironmentProblem):
+    """A registry the user named cannot be reached as configured (the local one is stopped).
+
+    Publishing never guesses another address: credentials go only where the
+    profile or the running server's own record says.
+    """

@@ -52,6 +52,9 @@ class PublishTarget:
     location: IndexLocation
     credentials: Credentials | None
     retry: RetryPolicy = field(default_factory=RetryPolicy)
+    # Asked before the index is used, hours after this was resolved: raises unless the
+    # destination still stands (the local registry still runs where it did).
+    confirm: Callable[[], None] | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -362,6 +365,8 @@ class Runner:
 
     def _publish(self, wheel: Path, where: PublishTarget) -> Path:
         with self._stage("publish", where.registry) as details:
+            if where.confirm is not None:
+                where.confirm()
             candidate = self._publishable(wheel, where)
             with self.section("publish", f"publish {candidate.name} to {where.registry}") as line:
                 published = publish_wheel(
@@ -424,6 +429,8 @@ class Runner:
             return
         spec = self.job.spec
         with self._stage("install", where.registry) as details:
+            if where.confirm is not None:
+                where.confirm()
             self._base_image()
             header = (
                 f"installing {wheel.name} from {where.registry} in a {spec.target.name} container"

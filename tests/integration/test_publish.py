@@ -5,8 +5,10 @@ GitLab contract server, with real twine uploads and real pip downloads back."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -18,9 +20,11 @@ from pathlib import Path
 
 import pytest
 
+from farm.localregistry import DEFAULT_PORT
 from tests.integration.conftest import run_farm
 from tests.registries.flaky_proxy import FlakyProxy
 from tests.registries.gitlab_contract import GitlabContractServer, GitlabState
+from tests.registries.recorder import RecordingServer
 from tests.registries.wheels import make_wheel, sha256
 
 pytestmark = pytest.mark.integration
@@ -542,3 +546,130 @@ def test_the_uv_snippet_resolves_the_private_wheel_for_aarch64(
     lock = (project / "uv.lock").read_text()
     assert f'source = {{ registry = "{local.url}/simple/" }}' in lock
     assert f"sha256:{sha256(wheel)}" in lock
+
+
+# --- credentials and uploads only where the user pointed ----------------------------
+
+NOT_RUNNING = "farm: error: the local registry is not running: farm registry serve --detach"
+
+
+@pytest.fixture
+def stopped(tmp_path: Path) -> Iterator[tuple[dict[str, str], list[RecordingServer]]]:
+    """A state directory whose registry ran once (credentials exist) and is stopped, with a
+    stale server.json naming a listener, and a listener on the old default port if free:
+    the farm must send nothing to either."""
+    env = {"FARM_STATE_DIR": str(tmp_path / "state"), "FARM_PUBLISH_BACKOFF_S": "0.05"}
+    started = run_farm("registry", "serve", "--detach", "--port", str(_free_port()), env=env)
+    assert started.returncode == 0, started.stderr
+    assert run_farm("registry", "stop", env=env).returncode == 0
+    with contextlib.ExitStack() as stack:
+        listeners = [stack.enter_context(RecordingServer())]
+        with contextlib.suppress(OSError):  # someone else's server may hold it
+            listeners.append(stack.enter_context(RecordingServer(port=DEFAULT_PORT)))
+        stale = {"url": listeners[0].url, "pid": _dead_pid(), "port": 0, "fallback": False}
+        (tmp_path / "state" / "registry" / "server.json").write_text(json.dumps(stale))
+        yield env, listeners
+
+
+def _dead_pid() -> int:
+    process = subprocess.Popen(["true"])
+    process.wait()
+    return process.pid
+
+
+def _one_error(result: subprocess.CompletedProcess[str]) -> str:
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    return lines[0]
+
+
+def test_a_stopped_local_registry_is_an_error_not_a_guessed_url(
+    tmp_path: Path, stopped: tuple[dict[str, str], list[RecordingServer]]
+) -> None:
+    env, listeners = stopped
+    wheel = make_wheel(tmp_path / "w", "farm-nowhere", payload=b"x")
+    for extra in ((), ("--dry-run",), ("--json",)):
+        result = _publish(str(wheel), "-r", "local", "--no-smoke-required", *extra, env=env)
+        assert result.returncode == 3
+        assert _one_error(result) == NOT_RUNNING
+    config = run_farm("index-config", "-t", "jetpack6", "--tool", "pip", env=env)
+    assert config.returncode == 3 and _one_error(config) == NOT_RUNNING
+    listed = run_farm("registry", "list", "--json", env=env)
+    assert listed.returncode == 0, listed.stderr
+    (row,) = json.loads(listed.stdout)["registries"]
+    assert row["name"] == "local" and row["simple_url"] is None
+    assert all(listener.requests == [] for listener in listeners)
+
+
+def test_build_with_publish_to_a_stopped_registry_fails_before_building(
+    tmp_path: Path, stopped: tuple[dict[str, str], list[RecordingServer]]
+) -> None:
+    env, listeners = stopped
+    out = tmp_path / "out"
+    started = time.monotonic()
+    build = run_farm(
+        "build", "demo", "--target", "bookworm-arm64", "--publish", "local",
+        "--output-dir", str(out), env=env,
+    )  # fmt: skip
+    assert build.returncode == 3 and _one_error(build) == NOT_RUNNING
+    assert time.monotonic() - started < 30 and not out.exists()
+    assert not (tmp_path / "state" / "ledger").exists()
+    nightly = run_farm("nightly", "-r", "local", "--package", "demo", "--dry-run", env=env)
+    assert nightly.returncode == 3 and _one_error(nightly) == NOT_RUNNING
+    assert all(listener.requests == [] for listener in listeners)
+
+
+def test_a_foreground_registry_counts_as_running_until_it_is_stopped(tmp_path: Path) -> None:
+    env = {**os.environ, "FARM_STATE_DIR": str(tmp_path / "state")}
+    port = _free_port()
+    server = subprocess.Popen(
+        [BIN / "farm", "registry", "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        status = _wait_until_running(env)
+        assert status["url"] == f"http://127.0.0.1:{port}"
+        wheel = make_wheel(tmp_path / "w", "farm-foreground", payload=b"x")
+        published = _publish(str(wheel), "-r", "local", "--no-smoke-required", env=env)
+        assert published.returncode == 0, published.stderr
+    finally:
+        server.send_signal(signal.SIGINT)
+        _, stderr = server.communicate(timeout=60)
+    assert server.returncode == 0, stderr
+    assert "Traceback" not in stderr
+    after = run_farm("registry", "status", "--json", env=env)
+    assert after.returncode == 1 and json.loads(after.stdout)["running"] is False
+    with pytest.raises(ProcessLookupError):
+        os.kill(status["pid"], 0)
+
+
+def _wait_until_running(env: dict[str, str]) -> dict[str, object]:
+    deadline = time.monotonic() + 60
+    while True:
+        status = run_farm("registry", "status", "--json", env=env)
+        if status.returncode == 0:
+            return dict(json.loads(status.stdout))
+        assert time.monotonic() < deadline, status.stderr
+        time.sleep(0.3)
+
+
+def test_a_profile_named_local_never_gets_the_generated_password(
+    tmp_path: Path, local: Local
+) -> None:
+    with RecordingServer() as elsewhere:
+        config = tmp_path / "farm.toml"
+        config.write_text(f'[registries.local]\nkind = "pypiserver"\nurl = "{elsewhere.url}"\n')
+        wheel = make_wheel(tmp_path / "w", "farm-elsewhere", payload=b"x")
+        result = _publish(
+            str(wheel), "-r", "local", "--config", str(config), "--no-smoke-required",
+            env={**local.env, "TWINE_USERNAME": "someone", "TWINE_PASSWORD": "their-own-pw"},
+        )  # fmt: skip
+    assert result.returncode != 0
+    assert elsewhere.requests, "the configured profile was used"
+    sent = {seen.authorization for seen in elsewhere.requests} - {None}
+    decoded = {base64.b64decode(value.split()[1]).decode() for value in sent}
+    assert decoded == {"someone:their-own-pw"}
+    assert local.password not in result.stdout + result.stderr
