@@ -228,12 +228,10 @@ class LocalRegistry:
     def stop(self) -> ServerState | None:
         state = self.state()
         if state is not None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(state.pid, signal.SIGTERM)
-            for _ in range(50):
-                if not _alive(state.pid):
+            # Asked to end, then made to: a server left running would still hold the port.
+            for sig, patience_s in ((signal.SIGTERM, 10), (signal.SIGKILL, 5)):
+                if _ended(state.pid, sig, patience_s):
                     break
-                time.sleep(0.1)
         self.server_file.unlink(missing_ok=True)
         return state
 
@@ -259,6 +257,17 @@ def _write_private(path: Path, text: str) -> None:
     with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
         handle.write(text)
     temporary.replace(path)
+
+
+def _ended(pid: int, sig: signal.Signals, patience_s: float) -> bool:
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, sig)
+    deadline = time.monotonic() + patience_s
+    while _alive(pid):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
 
 
 def _alive(pid: int) -> bool:
