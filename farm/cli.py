@@ -22,11 +22,11 @@ from farm.errors import (
     UsageError,
 )
 from farm.inspect import inspect_wheel
-from farm.models import OnnxruntimeSmoke, Target
+from farm.models import OnnxruntimeSmoke
 from farm.paths import cache_dir
 from farm.plan import plan_document
 from farm.repair import RepairedWheel, run_repair
-from farm.smoke import SmokeReport, gpu_providers, run_smoke, smoke_for_wheel
+from farm.smoke import SmokeReport, expected_providers, gpu_providers, run_smoke, smoke_for_wheel
 
 CATALOG_SCHEMA_VERSION = 1
 BUILD_SCHEMA_VERSION = 1
@@ -542,7 +542,7 @@ def cmd_inspect(args: argparse.Namespace, catalog: Catalog) -> int:
     target = catalog.target(args.target).model
     if not args.wheel.is_file():
         raise UsageError(f"{args.wheel}: no such wheel file")
-    report = inspect_wheel(args.wheel, target, _expected_providers(catalog, args.wheel, target))
+    report = inspect_wheel(args.wheel, target, expected_providers(catalog, args.wheel.name, target))
     if args.json:
         console.print_json(report.to_json())
     else:
@@ -555,16 +555,6 @@ def cmd_inspect(args: argparse.Namespace, catalog: Catalog) -> int:
         for note in report.notes:
             console.print_text(f"  note: {note}\n")
     return 0 if report.compatible else 1
-
-
-def _expected_providers(catalog: Catalog, wheel: Path, target: Target) -> tuple[str, ...]:
-    """Providers the recipe of the wheel's own distribution expects on this target, if any."""
-    distribution = wheel.name.split("-")[0]
-    try:
-        smoke = catalog.recipe(distribution).model.smoke
-    except UsageError:
-        return ()
-    return gpu_providers(smoke, target)
 
 
 # --- entry points ---------------------------------------------------------------

@@ -25,6 +25,7 @@ from farm.publish import (
     PublishedWheel,
     PublishRequest,
     RetryPolicy,
+    check_wheel,
     credential_names,
     publish_wheel,
     twine_argv,
@@ -40,6 +41,7 @@ from farm.registries import (
     locate,
     routes_by_target,
 )
+from farm.smoke import expected_providers
 
 PUBLISH_SCHEMA_VERSION = 1
 
@@ -65,11 +67,13 @@ def _add_publish(commands: Any) -> None:
     publish = commands.add_parser(
         "publish",
         help="upload wheels to a private index, idempotently",
-        description="Validate each wheel, ask the index whether its file name is taken (same "
-        "sha256: nothing to do; other bytes: refused), upload with twine, retrying "
-        "transient failures with bounded backoff, and read the index back to confirm "
-        "the hash. A wheel needs a passing smoke record next to it. Credentials come "
-        "from the environment, .pypirc or .netrc, never from the command line.",
+        description="Check every wheel before anything is sent (a sound zip, safe paths, a "
+        "RECORD matching every file, ELF code of the tag's architecture, and with a target "
+        "the verdict of `farm inspect`; exit 2 naming the wheel and the rule), ask the index "
+        "whether its file name is taken (same sha256: nothing to do; other bytes: refused), "
+        "upload with twine, retrying transient failures with bounded backoff, and read the "
+        "index back to confirm the hash. A wheel needs a passing smoke record next to it. "
+        "Credentials come from the environment, .pypirc or .netrc, never from the command line.",
     )
     publish.add_argument("wheels", nargs="+", type=Path, metavar="WHEEL", help=".whl files")
     publish.add_argument("-r", "--registry", required=True, help="registry profile name")
@@ -218,35 +222,50 @@ def cmd_publish(args: argparse.Namespace, catalog: Catalog) -> int:
     config, local = _registries(args.config)
     profile = config.profile(args.registry)
     explicit = catalog.target(args.target).model if args.target else None
-    requests = []
-    for wheel in args.wheels:
-        target = explicit or _wheel_target(wheel, catalog)
-        if target is None and routes_by_target(profile):
-            raise UsageError(
-                f"{wheel.name}: registry {args.registry} routes by target, and no smoke "
-                "record names this wheel's target",
-                hint="pass --target",
-            )
-        location = locate(args.registry, profile, target)
-        requests.append(
-            PublishRequest(
-                wheel=wheel,
-                location=location,
-                profile=profile,
-                credentials=_credentials(args.registry, profile, location, local),
-                require_smoke=args.require_smoke,
-                retry=_retry_policy(),
-            )
-        )
+    requests = [
+        _publish_request(args, catalog, wheel, profile, explicit, local) for wheel in args.wheels
+    ]
+    # Every wheel is checked before the first byte goes to the index: one bad wheel, none sent.
+    checked = [check_wheel(request) for request in requests]
     if args.dry_run:
         return _publish_dry_run(requests, args.json)
     published: list[PublishedWheel] = []
-    for request in requests:
+    for request, local_wheel in zip(requests, checked, strict=True):
         header = f"publish {request.wheel.name} to {request.location.registry}"
         with console.section("publish", header) as line:
-            published.append(publish_wheel(request, on_line=line, sleep=time.sleep))
+            published.append(
+                publish_wheel(request, on_line=line, sleep=time.sleep, checked=local_wheel)
+            )
     _report_published(published, args.json)
     return 0
+
+
+def _publish_request(
+    args: argparse.Namespace,
+    catalog: Catalog,
+    wheel: Path,
+    profile: Profile,
+    explicit: Target | None,
+    local: LocalRegistry,
+) -> PublishRequest:
+    target = explicit or _wheel_target(wheel, catalog)
+    if target is None and routes_by_target(profile):
+        raise UsageError(
+            f"{wheel.name}: registry {args.registry} routes by target, and no smoke "
+            "record names this wheel's target",
+            hint="pass --target",
+        )
+    location = locate(args.registry, profile, target)
+    return PublishRequest(
+        wheel=wheel,
+        location=location,
+        profile=profile,
+        credentials=_credentials(args.registry, profile, location, local),
+        require_smoke=args.require_smoke,
+        retry=_retry_policy(),
+        target=target,
+        expect_providers=expected_providers(catalog, wheel.name, target) if target else (),
+    )
 
 
 def _publish_dry_run(requests: list[PublishRequest], as_json: bool) -> int:

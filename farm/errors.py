@@ -68,3 +68,16 @@ class RegistryUnavailable(EnvironmentProblem):
     Publishing never guesses another address: credentials go only where the
     profile or the running server's own record says.
     """
+
+
+class WheelRejected(UsageError):
+    """The file handed over is not a wheel fit to publish; nothing was sent anywhere.
+
+    The message is ``<wheel>: <rule>: <detail>``.
+    """
+
+    def __init__(self, wheel: str, rule: str, detail: str) -> None:
+        super().__init__(f"{wheel}: {rule}: {detail}")
+        self.wheel = wheel
+        self.rule = rule
+        self.detail = detail

@@ -2,9 +2,12 @@
 
 For each wheel:
 
-1. validate locally: a PEP 427 file name with a PEP 440 version (and, for
-   GitLab, its own version rule), the profile's size limit, and a passing
-   smoke record next to the wheel unless the user overrides;
+1. check locally, before any network: the file itself (:mod:`farm.wheelcheck`:
+   a sound zip, safe paths, RECORD matching every member, ELF code of the
+   tag's architecture), a PEP 427 file name with a PEP 440 version (and, for
+   GitLab, its own version rule), the profile's size limit, with a target
+   ``farm inspect``'s verdict "compatible", and a passing smoke record next to
+   the wheel unless the user overrides;
 2. ask the index whether the file name is taken: the same sha256 is success
    (nothing to do), another sha256 is a hard error, so no index ever holds two
    different files under one name;
@@ -36,11 +39,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from packaging.utils import InvalidWheelFilename, parse_wheel_filename
+from packaging.utils import parse_wheel_filename
 
 from farm.credentials import Credentials
 from farm.devpi import ensure_index
-from farm.errors import FarmError, UsageError
+from farm.errors import FarmError, WheelRejected
+from farm.inspect import inspect_wheel
+from farm.models import Target
 from farm.network import ca_bundle
 from farm.process import capture, command_line
 from farm.records import write_record
@@ -55,6 +60,7 @@ from farm.simpleindex import (
     normalise,
     project_files,
 )
+from farm.wheelcheck import verify_wheel
 
 T = TypeVar("T")
 
@@ -112,6 +118,9 @@ class PublishRequest:
     credentials: Credentials | None
     require_smoke: bool = True
     retry: RetryPolicy = RetryPolicy()
+    # With a target, `farm inspect`'s verdict for it must be "compatible".
+    target: Target | None = None
+    expect_providers: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -147,21 +156,21 @@ def sha256_of(path: Path) -> str:
 
 
 def validate_wheel(path: Path, profile: Profile) -> LocalWheel:
-    """The checks that need no network; each failure names the wheel and the rule."""
-    if not path.is_file():
-        raise UsageError(f"{path}: no such wheel")
-    try:
-        name, version, _, _ = parse_wheel_filename(path.name)
-    except InvalidWheelFilename as exc:
-        raise UsageError(f"{path.name}: not a valid wheel file name ({exc})") from None
+    """The file itself (farm.wheelcheck), then the profile's rules; each failure names the
+    wheel and the rule."""
+    problems = verify_wheel(path)
+    if problems:
+        raise WheelRejected(path.name, problems[0].rule, problems[0].detail)
+    name, version, _, _ = parse_wheel_filename(path.name)
     if isinstance(profile, GitlabRegistry) and not GITLAB_PYPI_VERSION.match(str(version)):
-        raise UsageError(f"{path.name}: version {version} breaks GitLab's PyPI version rule")
+        raise WheelRejected(path.name, "version", f"{version} breaks GitLab's PyPI version rule")
     size = path.stat().st_size
     if profile.max_file_size is not None and size > profile.max_file_size:
-        raise UsageError(
-            f"{path.name}: {size / 1e6:.0f} MB is over the registry's limit of "
-            f"{profile.max_file_size / 1e6:.0f} MB",
-            hint="raise max_file_size in the profile if the server allows more",
+        raise WheelRejected(
+            path.name,
+            "size",
+            f"{size / 1e6:.0f} MB is over the registry's limit of "
+            f"{profile.max_file_size / 1e6:.0f} MB (max_file_size in the profile)",
         )
     return LocalWheel(
         path=path,
@@ -170,6 +179,28 @@ def validate_wheel(path: Path, profile: Profile) -> LocalWheel:
         size=size,
         sha256=sha256_of(path),
     )
+
+
+def check_wheel(request: PublishRequest) -> LocalWheel:
+    """Every check that needs no network; when one fails, nothing was sent anywhere.
+
+    A wheel unfit to publish raises :class:`WheelRejected` (exit 2); one without a
+    passing smoke record raises :class:`PublishRefused`.
+    """
+    local = validate_wheel(request.wheel, request.profile)
+    target = request.target
+    if target is not None:
+        report = inspect_wheel(request.wheel, target, request.expect_providers)
+        if not report.compatible:
+            raise WheelRejected(
+                request.wheel.name, f"incompatible with {target.name}", report.problems[0]
+            )
+    if request.require_smoke and not smoke_passed(request.wheel):
+        raise PublishRefused(
+            f"{request.wheel.name}: no passing smoke record next to it",
+            hint="run `farm smoke WHEEL --target T` first, or pass --no-smoke-required",
+        )
+    return local
 
 
 def smoke_passed(wheel: Path) -> bool:
@@ -185,15 +216,15 @@ def smoke_passed(wheel: Path) -> bool:
 
 
 def publish_wheel(
-    request: PublishRequest, *, on_line: Callable[[str], None], sleep: Callable[[float], None]
+    request: PublishRequest,
+    *,
+    on_line: Callable[[str], None],
+    sleep: Callable[[float], None],
+    checked: LocalWheel | None = None,
 ) -> PublishedWheel:
+    """Publish one wheel (``checked``: what :func:`check_wheel` returned for it)."""
     started = time.monotonic()
-    local = validate_wheel(request.wheel, request.profile)
-    if request.require_smoke and not smoke_passed(request.wheel):
-        raise PublishRefused(
-            f"{request.wheel.name}: no passing smoke record next to it",
-            hint="run `farm smoke WHEEL --target T` first, or pass --no-smoke-required",
-        )
+    local = checked or check_wheel(request)
     if isinstance(request.profile, DevpiRegistry):
         profile, location = request.profile, request.location
         retrying(

@@ -153,6 +153,15 @@ def gpu_providers(smoke: Smoke, target: Target) -> tuple[str, ...]:
     return smoke.providers_for(target)
 
 
+def expected_providers(catalog: Catalog, wheel_name: str, target: Target) -> tuple[str, ...]:
+    """Providers the recipe of the wheel's own distribution expects on this target, if any."""
+    try:
+        smoke = catalog.recipe(wheel_name.split("-")[0]).model.smoke
+    except UsageError:
+        return ()
+    return gpu_providers(smoke, target)
+
+
 def smoke_requirements(smoke: Smoke) -> tuple[str, ...]:
     return ("numpy",) if isinstance(smoke, OnnxruntimeSmoke) else ()
 

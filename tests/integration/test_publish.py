@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -25,7 +26,7 @@ from tests.integration.conftest import run_farm
 from tests.registries.flaky_proxy import FlakyProxy
 from tests.registries.gitlab_contract import GitlabContractServer, GitlabState
 from tests.registries.recorder import RecordingServer
-from tests.registries.wheels import make_wheel, sha256
+from tests.registries.wheels import EM_X86_64, elf, make_wheel, rewrite, sha256
 
 pytestmark = pytest.mark.integration
 BIN = Path(sys.executable).parent
@@ -673,3 +674,124 @@ def test_a_profile_named_local_never_gets_the_generated_password(
     decoded = {base64.b64decode(value.split()[1]).decode() for value in sent}
     assert decoded == {"someone:their-own-pw"}
     assert local.password not in result.stdout + result.stderr
+
+
+# --- a wheel is checked before anything is sent ---------------------------------------
+
+AARCH64_TAG = "cp310-cp310-manylinux_2_35_aarch64"
+
+
+def _garbage(directory: Path) -> Path:
+    directory.mkdir(parents=True)
+    path = directory / "farm_bad-1.0-py3-none-any.whl"
+    path.write_bytes(b"this is not a zip file")
+    return path
+
+
+def _truncated(directory: Path) -> Path:
+    path = make_wheel(directory, "farm-bad", payload=b"x" * 4096)
+    path.write_bytes(path.read_bytes()[:-200])
+    return path
+
+
+def _a_directory(directory: Path) -> Path:
+    path = directory / "farm_bad-1.0-py3-none-any.whl"
+    path.mkdir(parents=True)
+    return path
+
+
+def _tampered(directory: Path) -> Path:
+    return rewrite(make_wheel(directory, "farm-bad", payload=b"x"), {"farm_bad/payload.bin": b"y"})
+
+
+def _escaping(directory: Path) -> Path:
+    return rewrite(make_wheel(directory, "farm-bad"), {"../../etc/cron.d/farm": b"* * * * *"})
+
+
+def _x86_64_code(directory: Path) -> Path:
+    return make_wheel(
+        directory, "farm-bad", tag=AARCH64_TAG, files={"farm_bad/_c.so": elf(EM_X86_64)}
+    )
+
+
+BAD_WHEELS = {
+    "garbage": (_garbage, "not a zip: File is not a zip file"),
+    "truncated": (_truncated, "not a zip: File is not a zip file"),
+    "directory": (_a_directory, "unreadable: is a directory"),
+    "tampered": (_tampered, "RECORD: farm_bad/payload.bin: sha256 differs from RECORD"),
+    "escaping": (_escaping, "unsafe path: ../../etc/cron.d/farm would land outside the target"),
+    "x86_64": (
+        _x86_64_code,
+        "architecture: farm_bad/_c.so is x86_64 code, the wheel is tagged aarch64",
+    ),
+}
+
+
+def _index_lists(local: Local, project: str) -> bool:
+    request = urllib.request.Request(f"{local.url}/simple/{project}/")
+    token = base64.b64encode(f"{local.username}:{local.password}".encode()).decode()
+    request.add_header("Authorization", f"Basic {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return ".whl" in response.read().decode()
+    except urllib.error.HTTPError as error:
+        assert error.code == 404
+        return False
+
+
+@pytest.mark.parametrize("kind", sorted(BAD_WHEELS))
+def test_a_bad_wheel_is_refused_before_the_index_is_asked(
+    tmp_path: Path, local: Local, kind: str
+) -> None:
+    make, rule = BAD_WHEELS[kind]
+    wheel = make(tmp_path / "w")
+    result = _publish(str(wheel), "-r", "local", "--no-smoke-required", env=local.env)
+    assert result.returncode == 2
+    assert _one_error(result) == f"farm: error: {wheel.name}: {rule}"
+    assert not any(local.packages.glob("farm_bad*")) and not _index_lists(local, "farm-bad")
+    assert not (tmp_path / "w" / "publish-local.json").exists()
+    inspected = run_farm("inspect", str(wheel), "-t", "jetpack6", "--json", env=local.env)
+    if kind != "directory":  # farm inspect wants a file
+        assert inspected.returncode == 1, inspected.stderr
+        assert rule in json.loads(inspected.stdout)["problems"]
+
+
+def test_one_bad_wheel_among_several_sends_none(tmp_path: Path) -> None:
+    good = make_wheel(tmp_path / "good", "farm-good", payload=b"fine")
+    bad = _tampered(tmp_path / "bad")
+    with RecordingServer() as index:
+        config = tmp_path / "farm.toml"
+        config.write_text(
+            f'[registries.rec]\nkind = "generic"\nupload_url = "{index.url}/"\n'
+            f'simple_url = "{index.url}/simple/"\n'
+        )
+        env = {"TWINE_USERNAME": "u", "TWINE_PASSWORD": "p-never-sent"}
+        for extra in ((), ("--dry-run",)):
+            result = _publish(
+                str(good), str(bad), "-r", "rec", "--config", str(config),
+                "--no-smoke-required", *extra, env=env,
+            )  # fmt: skip
+            assert result.returncode == 2
+            assert _one_error(result).startswith(f"farm: error: {bad.name}: RECORD: ")
+    assert index.requests == []
+
+
+def test_the_wheels_target_must_get_a_compatible_verdict(tmp_path: Path, local: Local) -> None:
+    # Built for Python 3.11: jetpack6 has 3.10. Named by --target or by the smoke record.
+    wheel = make_wheel(tmp_path, "farm-py311", tag="cp311-cp311-manylinux_2_35_aarch64")
+    line = (
+        f"farm: error: {wheel.name}: incompatible with jetpack6: wheel is for cp311, "
+        "target jetpack6 has python 3.10"
+    )
+    explicit = _publish(
+        str(wheel), "-r", "local", "-t", "jetpack6", "--no-smoke-required", env=local.env
+    )
+    assert explicit.returncode == 2 and _one_error(explicit) == line
+    (tmp_path / "smoke-jetpack6.json").write_text(
+        json.dumps({"wheel": wheel.name, "target": "jetpack6", "result": "passed"})
+    )
+    recorded = _publish(str(wheel), "-r", "local", env=local.env)
+    assert recorded.returncode == 2 and _one_error(recorded) == line
+    assert not _index_lists(local, "farm-py311")
+    fits = _publish(str(wheel), "-r", "local", "-t", "bookworm-arm64", env=local.env)
+    assert fits.returncode == 0, fits.stderr

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import zipfile
 from pathlib import Path
 
 import pytest
 
 from farm.credentials import Credentials
-from farm.errors import UsageError
+from farm.errors import UsageError, WheelRejected
 from farm.publish import (
     GITLAB_PYPI_VERSION,
     PublishRequest,
@@ -20,6 +19,7 @@ from farm.publish import (
 )
 from farm.registries import GitlabRegistry, IndexLocation, PypiserverRegistry
 from farm.simpleindex import CredentialsRejected, RegistryError, _from_html, _from_json
+from tests.registries.wheels import make_wheel
 
 PYPISERVER = PypiserverRegistry(kind="pypiserver", url="http://127.0.0.1:8080")
 LOCATION = IndexLocation(
@@ -31,11 +31,8 @@ LOCATION = IndexLocation(
 )
 
 
-def _wheel(directory: Path, name: str = "farm_demo-0.1.0-cp311-cp311-linux_aarch64.whl") -> Path:
-    path = directory / name
-    with zipfile.ZipFile(path, "w") as archive:
-        archive.writestr("farm_demo/__init__.py", "")
-    return path
+def _wheel(directory: Path) -> Path:
+    return make_wheel(directory, "farm-demo", "0.1.0", tag="cp311-cp311-linux_aarch64")
 
 
 def test_validation_normalises_the_name_and_hashes_the_file(tmp_path: Path) -> None:
@@ -56,7 +53,7 @@ def test_a_bad_file_name_is_a_usage_error(tmp_path: Path) -> None:
     bad.write_bytes(b"")
     with pytest.raises(UsageError, match="not a valid wheel file name"):
         validate_wheel(bad, PYPISERVER)
-    with pytest.raises(UsageError, match="no such wheel"):
+    with pytest.raises(WheelRejected, match="unreadable: no such file"):
         validate_wheel(tmp_path / "missing-1.0-py3-none-any.whl", PYPISERVER)
 
 
