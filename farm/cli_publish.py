@@ -70,10 +70,12 @@ def _add_publish(commands: Any) -> None:
         description="Check every wheel before anything is sent (a sound zip, safe paths, a "
         "RECORD matching every file, ELF code of the tag's architecture, and with a target "
         "the verdict of `farm inspect`; exit 2 naming the wheel and the rule), ask the index "
-        "whether its file name is taken (same sha256: nothing to do; other bytes: refused), "
-        "upload with twine, retrying transient failures with bounded backoff, and read the "
-        "index back to confirm the hash. A wheel needs a passing smoke record next to it. "
-        "Credentials come from the environment, .pypirc or .netrc, never from the command line.",
+        "whether its file name is taken (same sha256: nothing to do; other bytes: an earlier "
+        "build, so a copy with the next PEP 427 build number is published, as `farm build "
+        "--publish` does, and kept in renumbered/ beside the wheel), upload with twine, "
+        "retrying transient failures with bounded backoff, and read the index back to confirm "
+        "the hash. A wheel needs a passing smoke record next to it. Credentials come "
+        "from the environment, .pypirc or .netrc, never from the command line.",
     )
     publish.add_argument("wheels", nargs="+", type=Path, metavar="WHEEL", help=".whl files")
     publish.add_argument("-r", "--registry", required=True, help="registry profile name")
@@ -309,6 +311,8 @@ def _report_published(published: list[PublishedWheel], as_json: bool) -> None:
     for item in published:
         verb = "uploaded" if item.state == "uploaded" else "already there"
         console.print_text(f"{verb}: {item.wheel} sha256 {item.sha256[:16]}… -> {item.index}\n")
+        if item.renumbered_from:
+            console.print_text(f"  (build-numbered copy of {item.renumbered_from}: {item.path})\n")
 
 
 # --- farm registry ------------------------------------------------------------
