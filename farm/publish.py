@@ -243,14 +243,7 @@ def publish_wheel(
     started = time.monotonic()
     original = checked or check_wheel(request)
     if isinstance(request.profile, DevpiRegistry):
-        profile, location = request.profile, request.location
-        retrying(
-            lambda: ensure_index(location, profile, request.credentials, on_line),
-            request.retry,
-            f"registry {location.registry}",
-            on_line,
-            sleep,
-        )
+        _ensure_devpi_index(request, request.profile, on_line, sleep)
     with contextlib.ExitStack() as cleanup:
         staging = _staging(cleanup, request.keep_dir.parent)
         local, present = choose_file(request, original, staging, on_line, sleep)
@@ -278,6 +271,22 @@ def publish_wheel(
         {"registry": request.location.registry, **published.to_json()},
     )
     return published
+
+
+def _ensure_devpi_index(
+    request: PublishRequest,
+    profile: DevpiRegistry,
+    on_line: Callable[[str], None],
+    sleep: Callable[[float], None],
+) -> None:
+    location = request.location
+    retrying(
+        lambda: ensure_index(location, profile, request.credentials, on_line),
+        request.retry,
+        f"registry {location.registry}",
+        on_line,
+        sleep,
+    )
 
 
 def choose_file(
