@@ -210,20 +210,26 @@ class LocalRegistry:
             # Whatever answers there is not ours: recording it would send it the password.
             raise EnvironmentProblem(f"port {port} on {HOST} is taken", hint="pass --port")
         process = spawn(self.argv(port, fallback=fallback), log_path=self.log)
+        try:
+            self._await(process, url, timeout)
+        except BaseException:  # a failed start, or Ctrl-C while waiting: leave no server behind
+            with contextlib.suppress(ProcessLookupError):
+                process.terminate()
+            raise
         state = ServerState(url=url, pid=process.pid, port=port, fallback=fallback)
+        _write_private(self.server_file, json.dumps(state.__dict__))
+        return process, state
+
+    def _await(self, process: subprocess.Popen[bytes], url: str, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         while not _answers(f"{url}/health"):
             if process.poll() is not None or time.monotonic() > deadline:
-                with contextlib.suppress(ProcessLookupError):
-                    process.terminate()
                 tail = self.log.read_text(errors="replace").strip().splitlines()[-1:]
                 raise EnvironmentProblem(
                     f"pypiserver did not start on {url}: {tail[0] if tail else 'no output'}",
-                    hint=f"is port {port} taken? see {self.log}",
+                    hint=f"is port {url.rsplit(':', 1)[1]} taken? see {self.log}",
                 )
             time.sleep(0.2)
-        _write_private(self.server_file, json.dumps(state.__dict__))
-        return process, state
 
     def stop(self) -> ServerState | None:
         state = self.state()
