@@ -35,9 +35,9 @@ from farm.smoke import (
     CHECK_TIMEOUT_S,
     SmokeReport,
     expected_providers,
-    find_smoke,
     run_smoke,
     smoke_for_wheel,
+    wheel_providers,
 )
 
 CATALOG_SCHEMA_VERSION = 1
@@ -560,8 +560,7 @@ def cmd_inspect(args: argparse.Namespace, catalog: Catalog) -> int:
     target = catalog.target(args.target).model
     if not args.wheel.is_file():
         raise UsageError(f"{args.wheel}: no such wheel file")
-    expected = expected_providers(find_smoke(catalog, args.wheel.name), target)
-    report = inspect_wheel(args.wheel, target, expected)
+    report = inspect_wheel(args.wheel, target, wheel_providers(catalog, args.wheel.name, target))
     if args.json:
         console.print_json(report.to_json())
     else:

@@ -40,7 +40,9 @@ def add_build_options(build: argparse.ArgumentParser) -> None:
         "--publish",
         metavar="REGISTRY",
         help="after the smoke test passed, publish to this registry profile and install the "
-        "wheel back from it in a fresh target container",
+        "wheel back from it in a fresh target container. The registry is resolved before "
+        "building (a stopped local registry ends the command here), and a file name the "
+        "index holds with other bytes gets the next PEP 427 build number, as in `farm publish`",
     )
     build.add_argument(
         "--force", action="store_true", help="run every stage again, even those the ledger has"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import time
@@ -19,11 +20,12 @@ from farm.localregistry import DEFAULT_PORT, LOCAL, LocalRegistry
 from farm.models import Target
 from farm.paths import state_dir
 from farm.pipeline import PublishTarget
-from farm.process import command_line, stream
+from farm.process import command_line
 from farm.publish import (
     PublishedWheel,
     PublishRequest,
     RetryPolicy,
+    check_wheel,
     credential_names,
     publish_wheel,
     twine_argv,
@@ -39,6 +41,7 @@ from farm.registries import (
     locate,
     routes_by_target,
 )
+from farm.smoke import wheel_providers
 
 PUBLISH_SCHEMA_VERSION = 1
 
@@ -64,9 +67,13 @@ def _add_publish(commands: Any) -> None:
     publish = commands.add_parser(
         "publish",
         help="upload wheels to a private index, idempotently",
-        description="Validate each wheel, ask the index whether its file name is taken (same "
-        "sha256: nothing to do; other bytes: refused), upload with twine, retrying "
-        "transient failures with bounded backoff, and read the index back to confirm "
+        description="Check every wheel before anything is sent (a sound zip, safe paths, a "
+        "RECORD matching every file, ELF code of the tag's architecture, and with a target "
+        "the verdict of `farm inspect`; exit 2 naming the wheel and the rule), ask the index "
+        "whether its file name is taken (same sha256: nothing to do; other bytes: an earlier "
+        "build, so a copy with the next PEP 427 build number is published, as `farm build "
+        "--publish` does, and kept in renumbered/ beside the wheel), upload with twine, "
+        "retrying transient failures with bounded backoff, and read the index back to confirm "
         "the hash. A wheel needs a passing smoke record next to it. Credentials come "
         "from the environment, .pypirc or .netrc, never from the command line.",
     )
@@ -152,14 +159,15 @@ def _add_index_config(commands: Any) -> None:
 def _registries(config_path: Path | None) -> tuple[RegistryConfig, LocalRegistry]:
     local = LocalRegistry(state_dir())
     config = load_config(config_path, environ=dict(os.environ), cwd=Path.cwd())
-    profiles = {LOCAL: local.profile(), **config.profiles}
-    return RegistryConfig(profiles=profiles, source=config.source), local
+    return local.with_local(config), local
 
 
 def _credentials(
     name: str, profile: Profile, location: IndexLocation, local: LocalRegistry
 ) -> Credentials | None:
-    stored = local.credentials() if name == LOCAL else None
+    # The generated password goes to the running local server only, not to a profile
+    # that merely shares its name.
+    stored = local.credentials_for(location.upload_url) if name == LOCAL else None
     return resolve(
         name,
         profile,
@@ -198,12 +206,14 @@ def publish_target(name: str, config_path: Path | None, target: Target | None) -
     config, local = _registries(config_path)
     profile = config.profile(name)
     location = locate(name, profile, target)
+    embedded = name == LOCAL and local.serves(location.upload_url)
     return PublishTarget(
         registry=name,
         profile=profile,
         location=location,
         credentials=_credentials(name, profile, location, local),
         retry=_retry_policy(),
+        confirm=functools.partial(local.require, location.upload_url) if embedded else None,
     )
 
 
@@ -214,35 +224,50 @@ def cmd_publish(args: argparse.Namespace, catalog: Catalog) -> int:
     config, local = _registries(args.config)
     profile = config.profile(args.registry)
     explicit = catalog.target(args.target).model if args.target else None
-    requests = []
-    for wheel in args.wheels:
-        target = explicit or _wheel_target(wheel, catalog)
-        if target is None and routes_by_target(profile):
-            raise UsageError(
-                f"{wheel.name}: registry {args.registry} routes by target, and no smoke "
-                "record names this wheel's target",
-                hint="pass --target",
-            )
-        location = locate(args.registry, profile, target)
-        requests.append(
-            PublishRequest(
-                wheel=wheel,
-                location=location,
-                profile=profile,
-                credentials=_credentials(args.registry, profile, location, local),
-                require_smoke=args.require_smoke,
-                retry=_retry_policy(),
-            )
-        )
+    requests = [
+        _publish_request(args, catalog, wheel, profile, explicit, local) for wheel in args.wheels
+    ]
+    # Every wheel is checked before the first byte goes to the index: one bad wheel, none sent.
+    checked = [check_wheel(request) for request in requests]
     if args.dry_run:
         return _publish_dry_run(requests, args.json)
     published: list[PublishedWheel] = []
-    for request in requests:
+    for request, local_wheel in zip(requests, checked, strict=True):
         header = f"publish {request.wheel.name} to {request.location.registry}"
         with console.section("publish", header) as line:
-            published.append(publish_wheel(request, on_line=line, sleep=time.sleep))
+            published.append(
+                publish_wheel(request, on_line=line, sleep=time.sleep, checked=local_wheel)
+            )
     _report_published(published, args.json)
     return 0
+
+
+def _publish_request(
+    args: argparse.Namespace,
+    catalog: Catalog,
+    wheel: Path,
+    profile: Profile,
+    explicit: Target | None,
+    local: LocalRegistry,
+) -> PublishRequest:
+    target = explicit or _wheel_target(wheel, catalog)
+    if target is None and routes_by_target(profile):
+        raise UsageError(
+            f"{wheel.name}: registry {args.registry} routes by target, and no smoke "
+            "record names this wheel's target",
+            hint="pass --target",
+        )
+    location = locate(args.registry, profile, target)
+    return PublishRequest(
+        wheel=wheel,
+        location=location,
+        profile=profile,
+        credentials=_credentials(args.registry, profile, location, local),
+        require_smoke=args.require_smoke,
+        retry=_retry_policy(),
+        target=target,
+        expect_providers=wheel_providers(catalog, wheel.name, target) if target else (),
+    )
 
 
 def _publish_dry_run(requests: list[PublishRequest], as_json: bool) -> int:
@@ -286,6 +311,8 @@ def _report_published(published: list[PublishedWheel], as_json: bool) -> None:
     for item in published:
         verb = "uploaded" if item.state == "uploaded" else "already there"
         console.print_text(f"{verb}: {item.wheel} sha256 {item.sha256[:16]}… -> {item.index}\n")
+        if item.renumbered_from:
+            console.print_text(f"  (build-numbered copy of {item.renumbered_from}: {item.path})\n")
 
 
 # --- farm registry ------------------------------------------------------------
@@ -295,13 +322,12 @@ def cmd_registry_serve(args: argparse.Namespace, catalog: Catalog) -> int:
     local = LocalRegistry(state_dir())
     if not args.detach:
         credentials = local.ensure_credentials()
-        local.packages.mkdir(parents=True, exist_ok=True)
         console.info(
             f"serving {local.packages} on http://127.0.0.1:{args.port}/simple/ "
             f"(user {credentials.username}; password in {credentials.source}); Ctrl-C stops"
         )
-        result = stream(local.argv(args.port, fallback=args.fallback), on_line=console.info)
-        return 0 if result.returncode in (0, -2, 130) else 1
+        returncode = local.serve(args.port, fallback=args.fallback, on_line=console.info)
+        return 0 if returncode == 0 else 1
     state = local.start(args.port, fallback=args.fallback)
     console.info(f"local registry at {state.url}/simple/ (pid {state.pid}, log {local.log})")
     return 0
@@ -337,6 +363,17 @@ def cmd_registry_list(args: argparse.Namespace, catalog: Catalog) -> int:
                 upload_url=location.upload_url, simple_url=location.read_url, per_target=False
             )
         rows.append(entry)
+    for name, why in sorted(config.unavailable.items()):
+        rows.append(
+            {
+                "name": name,
+                "kind": "pypiserver",
+                "upload_url": None,
+                "simple_url": None,
+                "per_target": False,
+                "unavailable": why,
+            }
+        )
     if args.json:
         console.print_json(
             {"schema_version": PUBLISH_SCHEMA_VERSION, "source": config.source, "registries": rows}
@@ -345,12 +382,13 @@ def cmd_registry_list(args: argparse.Namespace, catalog: Catalog) -> int:
     console.print_table(
         f"registries ({config.source})",
         ("name", "kind", "index"),
-        [
-            (row["name"], row["kind"], row["simple_url"] or "per target: pass --target")
-            for row in rows
-        ],
+        [(row["name"], row["kind"], row.get("unavailable") or _index_column(row)) for row in rows],
     )
     return 0
+
+
+def _index_column(row: dict[str, Any]) -> str:
+    return str(row["simple_url"] or "per target: pass --target")
 
 
 # --- farm index-config --------------------------------------------------------

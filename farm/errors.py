@@ -186,3 +186,24 @@ def signals_raise() -> Iterator[None]:
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, signal.SIG_DFL if handler is None else handler)
+
+
+class RegistryUnavailable(EnvironmentProblem):
+    """A registry the user named cannot be reached as configured (the local one is stopped).
+
+    Publishing never guesses another address: credentials go only where the
+    profile or the running server's own record says.
+    """
+
+
+class WheelRejected(UsageError):
+    """The file handed over is not a wheel fit to publish; nothing was sent anywhere.
+
+    The message is ``<wheel>: <rule>: <detail>``.
+    """
+
+    def __init__(self, wheel: str, rule: str, detail: str) -> None:
+        super().__init__(f"{wheel}: {rule}: {detail}")
+        self.wheel = wheel
+        self.rule = rule
+        self.detail = detail

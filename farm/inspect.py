@@ -3,6 +3,8 @@
 It reads the wheel's tags and every ELF file in it (machine, DT_NEEDED, the
 glibc symbol versions it binds to) and compares them with the target:
 
+* the file itself (:mod:`farm.wheelcheck`): a sound zip whose RECORD matches
+  its bytes, no unsafe paths, ELF code of the tag's architecture;
 * architecture of the tags and of the ELF files,
 * manylinux tag (PEP 600; legacy aliases from PEP 513/571/599) against the
   target's glibc; for plain ``linux_<arch>`` wheels the newest ``GLIBC_x.y``
@@ -33,8 +35,13 @@ from packaging.version import Version
 
 from farm.errors import UsageError
 from farm.models import Target
+from farm.wheelcheck import WheelProblem, platform_arch, verify_wheel
 
 REPORT_SCHEMA_VERSION = 1
+# Integrity rules after which the wheel's contents cannot be read.
+UNREADABLE = frozenset(
+    {"unreadable", "not a zip", "corrupt member", "unsafe path", "duplicate entry"}
+)
 ELF_MACHINE = {"EM_AARCH64": "aarch64", "EM_X86_64": "x86_64"}
 # PEP 513/571/599 names and the glibc they stand for (PEP 600).
 LEGACY_MANYLINUX = {"manylinux1": (2, 5), "manylinux2010": (2, 12), "manylinux2014": (2, 17)}
@@ -104,6 +111,7 @@ class WheelReport:
     providers: list[str]
     problems: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    integrity: list[WheelProblem] = field(default_factory=list)  # also among the problems
 
     @property
     def compatible(self) -> bool:
@@ -118,6 +126,7 @@ class WheelReport:
             "version": self.version,
             "compatible": self.compatible,
             "problems": self.problems,
+            "integrity": [problem.to_json() for problem in self.integrity],
             "notes": self.notes,
             "tags": self.tags,
             "providers": self.providers,
@@ -140,21 +149,24 @@ def inspect_wheel(
         name, version, _, tags = parse_wheel_filename(path.name)
     except InvalidWheelFilename as exc:
         raise UsageError(f"{path}: not a wheel file name ({exc})") from None
-    try:
-        with zipfile.ZipFile(path) as archive:
-            members = archive.namelist()
-            libraries = [lib for member in members if (lib := _elf(archive, member))]
-    except (OSError, zipfile.BadZipFile) as exc:
-        raise UsageError(f"{path}: cannot read the wheel ({exc})") from None
+    integrity = verify_wheel(path)
     report = WheelReport(
         wheel=path.name,
         target=target.name,
         name=str(name),
         version=str(version),
         tags=sorted(str(tag) for tag in tags),
-        libraries=libraries,
-        providers=_providers(members),
+        libraries=[],
+        providers=[],
+        problems=[str(problem) for problem in integrity],
+        integrity=integrity,
     )
+    if any(problem.rule in UNREADABLE for problem in integrity):
+        return report  # its contents cannot be judged
+    with zipfile.ZipFile(path) as archive:
+        members = archive.namelist()
+        report.libraries = [lib for member in members if (lib := _elf(archive, member))]
+    report.providers = _providers(members)
     _check_arch(report, tags, target)
     _check_python(report, tags, target)
     _check_glibc(report, tags, target)
@@ -204,17 +216,8 @@ def _providers(members: list[str]) -> list[str]:
     return sorted(PROVIDER_NAMES.get(kind, kind) for kind in found if kind != "shared")
 
 
-def _platform_arch(platform: str) -> str | None:
-    if platform == "any":
-        return None
-    for prefix in ("manylinux_", "musllinux_"):
-        if platform.startswith(prefix):
-            return platform.split("_", 3)[3]
-    return platform.split("_", 1)[1] if "_" in platform else platform
-
-
 def _check_arch(report: WheelReport, tags: frozenset[Any], target: Target) -> None:
-    arches = {_platform_arch(tag.platform) for tag in tags} - {None}
+    arches = {platform_arch(tag.platform) for tag in tags} - {None}
     if arches and target.arch not in arches:
         report.problems.append(
             f"wheel is for {', '.join(sorted(a for a in arches if a))}, "

@@ -12,6 +12,10 @@ find it. Layout under ``<state>/registry/``::
     htpasswd           the same password, hashed  (mode 0600)
     server.json        {"url", "pid", "port", "fallback"} while it runs
     server.log         pypiserver's log
+
+``server.json`` is the only source of the local registry's address: while no
+server runs (in the background or in the foreground) ``--registry local`` is
+an error, never a guessed URL that the generated password would be sent to.
 """
 
 from __future__ import annotations
@@ -21,23 +25,29 @@ import json
 import os
 import secrets
 import signal
+import socket
 import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, TYPE_CHECKING, Any
 
 from farm.credentials import Credentials
-from farm.errors import EnvironmentProblem
+from farm.errors import EnvironmentProblem, RegistryUnavailable
 from farm.process import register_secret, spawn
-from farm.registries import PypiserverRegistry
+from farm.registries import PypiserverRegistry, RegistryConfig
+
+if TYPE_CHECKING:
+    import subprocess
 
 LOCAL = "local"
 DEFAULT_PORT = 8765
 HOST = "127.0.0.1"
 USERNAME = "farm"
+NOT_RUNNING = "the local registry is not running: farm registry serve --detach"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -101,9 +111,44 @@ class LocalRegistry:
         return state if _alive(state.pid) else None
 
     def profile(self) -> PypiserverRegistry:
+        """The running server's profile; a stopped one is an error, never a guessed URL."""
         state = self.state()
-        url = state.url if state else f"http://{HOST}:{DEFAULT_PORT}"
-        return PypiserverRegistry(kind="pypiserver", url=url)
+        if state is None:
+            raise RegistryUnavailable(NOT_RUNNING)
+        return PypiserverRegistry(kind="pypiserver", url=state.url)
+
+    def with_local(self, config: RegistryConfig) -> RegistryConfig:
+        """``config`` plus the ``local`` profile, unless a file defines one of that name."""
+        if LOCAL in config.profiles:
+            return config
+        try:
+            profiles = {LOCAL: self.profile(), **config.profiles}
+        except RegistryUnavailable as exc:
+            unavailable = {**config.unavailable, LOCAL: exc.message}
+            return RegistryConfig(
+                profiles=config.profiles, source=config.source, unavailable=unavailable
+            )
+        return RegistryConfig(profiles=profiles, source=config.source)
+
+    def serves(self, url: str) -> bool:
+        """Whether ``url`` is under the address the running server recorded."""
+        state = self.state()
+        return state is not None and url.startswith(f"{state.url}/")
+
+    def require(self, url: str) -> None:
+        """Raise unless the server still runs at ``url`` (a long build may outlive it)."""
+        if self.serves(url):
+            return
+        state = self.state()
+        if state is None:
+            raise RegistryUnavailable(NOT_RUNNING)
+        raise RegistryUnavailable(
+            f"the local registry moved to {state.url} after this run began: run it again"
+        )
+
+    def credentials_for(self, url: str) -> Credentials | None:
+        """The generated credentials, only for the URL the running server recorded."""
+        return self.credentials() if self.serves(url) else None
 
     def argv(self, port: int, *, fallback: bool) -> list[str]:
         argv = [
@@ -128,37 +173,71 @@ class LocalRegistry:
         return [*argv, str(self.packages)]
 
     def start(self, port: int, *, fallback: bool, timeout: float = 30) -> ServerState:
+        """Start pypiserver in the background (or find it running) and record where it is."""
         running = self.state()
         if running is not None:
             return running
+        return self._launch(port, fallback=fallback, timeout=timeout)[1]
+
+    def serve(
+        self, port: int, *, fallback: bool, on_line: Callable[[str], None], timeout: float = 30
+    ) -> int:
+        """Run pypiserver in the foreground, its log passed to ``on_line``, until it ends or
+        this process is interrupted or terminated. While it runs it is recorded like a
+        background server, so ``--registry local`` finds it; it is stopped on the way out."""
+        if self.state() is not None:
+            raise EnvironmentProblem(
+                "the local registry is already running", hint="farm registry stop"
+            )
+        offset = self.log.stat().st_size if self.log.is_file() else 0
+        process, _ = self._launch(port, fallback=fallback, timeout=timeout)
+        try:
+            _follow(process, self.log, offset, on_line)
+        except KeyboardInterrupt:
+            return 0  # how a foreground server is meant to end
+        finally:
+            self.stop()
+            process.poll()  # reap it: gone, not a zombie
+        return process.returncode
+
+    def _launch(
+        self, port: int, *, fallback: bool, timeout: float
+    ) -> tuple[subprocess.Popen[bytes], ServerState]:
         self.ensure_credentials()
         self.packages.mkdir(parents=True, exist_ok=True)
-        process = spawn(self.argv(port, fallback=fallback), log_path=self.log)
         url = f"http://{HOST}:{port}"
+        if not _port_free(port):
+            # Whatever answers there is not ours: recording it would send it the password.
+            raise EnvironmentProblem(f"port {port} on {HOST} is taken", hint="pass --port")
+        process = spawn(self.argv(port, fallback=fallback), log_path=self.log)
+        try:
+            self._await(process, url, timeout)
+        except BaseException:  # a failed start, or Ctrl-C while waiting: leave no server behind
+            with contextlib.suppress(ProcessLookupError):
+                process.terminate()
+            raise
         state = ServerState(url=url, pid=process.pid, port=port, fallback=fallback)
+        _write_private(self.server_file, json.dumps(state.__dict__))
+        return process, state
+
+    def _await(self, process: subprocess.Popen[bytes], url: str, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         while not _answers(f"{url}/health"):
             if process.poll() is not None or time.monotonic() > deadline:
-                with contextlib.suppress(ProcessLookupError):
-                    process.terminate()
                 tail = self.log.read_text(errors="replace").strip().splitlines()[-1:]
                 raise EnvironmentProblem(
                     f"pypiserver did not start on {url}: {tail[0] if tail else 'no output'}",
-                    hint=f"is port {port} taken? see {self.log}",
+                    hint=f"is port {url.rsplit(':', 1)[1]} taken? see {self.log}",
                 )
             time.sleep(0.2)
-        _write_private(self.server_file, json.dumps(state.__dict__))
-        return state
 
     def stop(self) -> ServerState | None:
         state = self.state()
         if state is not None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(state.pid, signal.SIGTERM)
-            for _ in range(50):
-                if not _alive(state.pid):
+            # Asked to end, then made to: a server left running would still hold the port.
+            for sig, patience_s in ((signal.SIGTERM, 10), (signal.SIGKILL, 5)):
+                if _ended(state.pid, sig, patience_s):
                     break
-                time.sleep(0.1)
         self.server_file.unlink(missing_ok=True)
         return state
 
@@ -186,6 +265,17 @@ def _write_private(path: Path, text: str) -> None:
     temporary.replace(path)
 
 
+def _ended(pid: int, sig: signal.Signals, patience_s: float) -> bool:
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, sig)
+    deadline = time.monotonic() + patience_s
+    while _alive(pid):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -199,6 +289,49 @@ def _alive(pid: int) -> bool:
     except (OSError, IndexError):
         return True
     return status != "Z"
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as probe:
+        # As servers bind: a closed connection's TIME_WAIT does not count, a listener does.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((HOST, port))
+        except OSError:
+            return False
+    return True
+
+
+def _follow(
+    process: subprocess.Popen[bytes], log_path: Path, offset: int, on_line: Callable[[str], None]
+) -> None:
+    """Pass the server's new log lines on until it exits; SIGTERM and SIGHUP interrupt."""
+    with _terminate_as_interrupt(), log_path.open(errors="replace") as log:
+        log.seek(offset)
+        while process.poll() is None:
+            _echo(log, on_line)
+            time.sleep(0.2)
+        _echo(log, on_line)
+
+
+def _echo(log: IO[str], on_line: Callable[[str], None]) -> None:
+    for line in log.readlines():
+        on_line(line.rstrip("\n"))
+
+
+@contextlib.contextmanager
+def _terminate_as_interrupt() -> Iterator[None]:
+    """SIGTERM and SIGHUP end a foreground server as Ctrl-C does: cleaned up, not orphaned."""
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _answers(url: str) -> bool:

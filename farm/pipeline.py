@@ -4,9 +4,9 @@ Stages never call each other; this module chains them, records each result
 in the ledger under the job's build key, and skips a stage whose result for
 the same key is already there and whose output still exists (``force``
 runs everything again). A stage failure is recorded and ends the job; the
-wheel is published only after its smoke test passed. Publishing gives a
-rebuilt release the next PEP 427 build number when the index already holds
-its file name with other content.
+wheel is published only after its smoke test passed, by the same function as
+``farm publish``: a rebuilt release gets the next PEP 427 build number when
+the index already holds its file name with other content.
 """
 
 from __future__ import annotations
@@ -28,13 +28,11 @@ from farm.inspect import inspect_wheel
 from farm.installcheck import run_install_check
 from farm.ledger import Ledger, LedgerEntry
 from farm.plan import BuildJob
-from farm.publish import PublishRequest, RetryPolicy, publish_wheel, retrying, sha256_of
+from farm.publish import PublishRequest, RetryPolicy, publish_wheel, sha256_of
 from farm.records import write_record
 from farm.registries import IndexLocation, Profile
 from farm.repair import run_repair
-from farm.simpleindex import project_files
 from farm.smoke import expected_providers, run_smoke
-from farm.wheelfile import next_build_number, same_release, split_name, with_build_number
 
 PIPELINE_SCHEMA_VERSION = 1
 
@@ -52,6 +50,9 @@ class PublishTarget:
     location: IndexLocation
     credentials: Credentials | None
     retry: RetryPolicy = field(default_factory=RetryPolicy)
+    # Asked before the index is used, hours after this was resolved: raises unless the
+    # destination still stands (the local registry still runs where it did).
+    confirm: Callable[[], None] | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -372,17 +373,20 @@ class Runner:
             )
 
     def _publish(self, wheel: Path, where: PublishTarget) -> Path:
+        """Publish as `farm publish` does, renumbering on a clash (farm.publish.choose_file)."""
         with self._stage("publish", where.registry) as details:
-            candidate = self._publishable(wheel, where)
-            with self.section("publish", f"publish {candidate.name} to {where.registry}") as line:
+            if where.confirm is not None:
+                where.confirm()
+            with self.section("publish", f"publish {wheel.name} to {where.registry}") as line:
                 published = publish_wheel(
                     PublishRequest(
-                        wheel=candidate,
+                        wheel=wheel,
                         location=where.location,
                         profile=where.profile,
                         credentials=where.credentials,
-                        require_smoke=False,  # checked above, on the bytes before renumbering
+                        require_smoke=False,  # the smoke stage passed on these bytes
                         retry=where.retry,
+                        renumbered_dir=self.job_dir / "renumbered",
                     ),
                     on_line=line,
                     sleep=time.sleep,
@@ -398,36 +402,7 @@ class Runner:
                 if present
                 else f"{published.wheel} uploaded to {where.registry}",
             )
-        return candidate
-
-    def _publishable(self, wheel: Path, where: PublishTarget) -> Path:
-        """This wheel, or a renumbered copy when the index holds its name with other bytes."""
-        project = self.entry.distribution
-        files = retrying(
-            lambda: project_files(where.location.simple_url, project, where.credentials),
-            where.retry,
-            f"registry {where.registry}",
-            self.say,
-            time.sleep,
-        )
-        ours = self._sha256(wheel)
-        clash = files.get(wheel.name)
-        if clash is None or clash.sha256 == ours:
-            return wheel
-        releases = [name for name in files if same_release(wheel.name, name)]
-        renumbered = self.job_dir / "renumbered"
-        for name in releases:
-            number = split_name(name)[2]
-            if number and files[name].sha256 == sha256_of(
-                with_build_number(wheel, number, renumbered)
-            ):
-                return renumbered / name  # our own earlier upload
-        number = next_build_number(wheel.name, releases)
-        self.say(
-            f"{wheel.name} is in {where.registry} with other content (an earlier build key): "
-            f"publishing it as build {number}"
-        )
-        return with_build_number(wheel, number, renumbered)
+        return published.path
 
     def _install(self, wheel: Path, where: PublishTarget) -> None:
         if self._unchanged("install", wheel, where.registry):
@@ -435,6 +410,8 @@ class Runner:
             return
         spec = self.job.spec
         with self._stage("install", where.registry) as details:
+            if where.confirm is not None:
+                where.confirm()
             self._base_image()
             header = (
                 f"installing {wheel.name} from {where.registry} in a {spec.target.name} container"

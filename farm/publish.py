@@ -1,13 +1,18 @@
 """The publish stage: a wheel into a private index, exactly once, or a clear refusal.
 
-For each wheel:
+For each wheel, ``farm publish`` and ``farm build --publish`` alike:
 
-1. validate locally: a PEP 427 file name with a PEP 440 version (and, for
-   GitLab, its own version rule), the profile's size limit, and a passing
-   smoke record next to the wheel unless the user overrides;
-2. ask the index whether the file name is taken: the same sha256 is success
-   (nothing to do), another sha256 is a hard error, so no index ever holds two
-   different files under one name;
+1. check locally, before any network: the file itself (:mod:`farm.wheelcheck`:
+   a sound zip, safe paths, RECORD matching every member, ELF code of the
+   tag's architecture), a PEP 427 file name with a PEP 440 version (and, for
+   GitLab, its own version rule), the profile's size limit, with a target
+   ``farm inspect``'s verdict "compatible", and a passing smoke record next to
+   the wheel unless the user overrides;
+2. ask the index whether the file name is taken (:func:`choose_file`): the
+   same sha256 is success with nothing to do; another sha256 means an earlier
+   build holds the name, so a copy with the next PEP 427 build number is
+   published instead (or found, when an earlier run published it), and no
+   index ever holds two different files under one name;
 3. upload with twine (credentials in its environment, never argv). twine
    repeats a POST answered 5xx up to five times at once, but never one cut by
    a reset or timeout, never waits, and never asks whether the last try
@@ -21,26 +26,32 @@ For each wheel:
 On devpi the target's index is created on first use (non-volatile, with the
 profile's ``bases``), and a volatile index is refused.
 
-A ``publish-<registry>.json`` record lands next to the wheel.
+A ``publish-<registry>.json`` record lands next to the wheel; a renumbered copy
+is kept in ``renumbered/`` beside it only once it is published (candidates are
+made in a temporary directory and removed).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import re
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from packaging.utils import InvalidWheelFilename, parse_wheel_filename
+from packaging.utils import parse_wheel_filename
 
 from farm.credentials import Credentials
 from farm.devpi import ensure_index
-from farm.errors import FarmError, UsageError
+from farm.errors import FarmError, WheelRejected
+from farm.inspect import inspect_wheel
+from farm.models import Target
 from farm.network import ca_bundle
 from farm.process import capture, command_line
 from farm.records import write_record
@@ -55,6 +66,8 @@ from farm.simpleindex import (
     normalise,
     project_files,
 )
+from farm.wheelcheck import verify_wheel
+from farm.wheelfile import next_build_number, same_release, split_name, with_build_number
 
 T = TypeVar("T")
 
@@ -112,11 +125,22 @@ class PublishRequest:
     credentials: Credentials | None
     require_smoke: bool = True
     retry: RetryPolicy = RetryPolicy()
+    # With a target, `farm inspect`'s verdict for it must be "compatible".
+    target: Target | None = None
+    expect_providers: tuple[str, ...] = ()
+    # Where a copy renumbered on a name clash is kept once it is published.
+    renumbered_dir: Path | None = None
+
+    @property
+    def keep_dir(self) -> Path:
+        return self.renumbered_dir or self.wheel.parent / "renumbered"
 
 
 @dataclass(frozen=True, kw_only=True)
 class PublishedWheel:
     wheel: str
+    path: Path  # the file now in the index: the wheel itself or its renumbered copy
+    renumbered_from: str | None  # the wheel's own name when the index got a renumbered copy
     sha256: str
     state: str  # "uploaded" or "present" (the index already held these bytes)
     url: str
@@ -128,6 +152,8 @@ class PublishedWheel:
     def to_json(self) -> dict[str, Any]:
         return {
             "wheel": self.wheel,
+            "path": str(self.path),
+            "renumbered_from": self.renumbered_from,
             "sha256": self.sha256,
             "state": self.state,
             "url": self.url,
@@ -147,21 +173,21 @@ def sha256_of(path: Path) -> str:
 
 
 def validate_wheel(path: Path, profile: Profile) -> LocalWheel:
-    """The checks that need no network; each failure names the wheel and the rule."""
-    if not path.is_file():
-        raise UsageError(f"{path}: no such wheel")
-    try:
-        name, version, _, _ = parse_wheel_filename(path.name)
-    except InvalidWheelFilename as exc:
-        raise UsageError(f"{path.name}: not a valid wheel file name ({exc})") from None
+    """The file itself (farm.wheelcheck), then the profile's rules; each failure names the
+    wheel and the rule."""
+    problems = verify_wheel(path)
+    if problems:
+        raise WheelRejected(path.name, problems[0].rule, problems[0].detail)
+    name, version, _, _ = parse_wheel_filename(path.name)
     if isinstance(profile, GitlabRegistry) and not GITLAB_PYPI_VERSION.match(str(version)):
-        raise UsageError(f"{path.name}: version {version} breaks GitLab's PyPI version rule")
+        raise WheelRejected(path.name, "version", f"{version} breaks GitLab's PyPI version rule")
     size = path.stat().st_size
     if profile.max_file_size is not None and size > profile.max_file_size:
-        raise UsageError(
-            f"{path.name}: {size / 1e6:.0f} MB is over the registry's limit of "
-            f"{profile.max_file_size / 1e6:.0f} MB",
-            hint="raise max_file_size in the profile if the server allows more",
+        raise WheelRejected(
+            path.name,
+            "size",
+            f"{size / 1e6:.0f} MB is over the registry's limit of "
+            f"{profile.max_file_size / 1e6:.0f} MB (max_file_size in the profile)",
         )
     return LocalWheel(
         path=path,
@@ -170,6 +196,28 @@ def validate_wheel(path: Path, profile: Profile) -> LocalWheel:
         size=size,
         sha256=sha256_of(path),
     )
+
+
+def check_wheel(request: PublishRequest) -> LocalWheel:
+    """Every check that needs no network; when one fails, nothing was sent anywhere.
+
+    A wheel unfit to publish raises :class:`WheelRejected` (exit 2); one without a
+    passing smoke record raises :class:`PublishRefused`.
+    """
+    local = validate_wheel(request.wheel, request.profile)
+    target = request.target
+    if target is not None:
+        report = inspect_wheel(request.wheel, target, request.expect_providers)
+        if not report.compatible:
+            raise WheelRejected(
+                request.wheel.name, f"incompatible with {target.name}", report.problems[0]
+            )
+    if request.require_smoke and not smoke_passed(request.wheel):
+        raise PublishRefused(
+            f"{request.wheel.name}: no passing smoke record next to it",
+            hint="run `farm smoke WHEEL --target T` first, or pass --no-smoke-required",
+        )
+    return local
 
 
 def smoke_passed(wheel: Path) -> bool:
@@ -185,39 +233,28 @@ def smoke_passed(wheel: Path) -> bool:
 
 
 def publish_wheel(
-    request: PublishRequest, *, on_line: Callable[[str], None], sleep: Callable[[float], None]
+    request: PublishRequest,
+    *,
+    on_line: Callable[[str], None],
+    sleep: Callable[[float], None],
+    checked: LocalWheel | None = None,
 ) -> PublishedWheel:
+    """Publish one wheel (``checked``: what :func:`check_wheel` returned for it)."""
     started = time.monotonic()
-    local = validate_wheel(request.wheel, request.profile)
-    if request.require_smoke and not smoke_passed(request.wheel):
-        raise PublishRefused(
-            f"{request.wheel.name}: no passing smoke record next to it",
-            hint="run `farm smoke WHEEL --target T` first, or pass --no-smoke-required",
-        )
+    original = checked or check_wheel(request)
     if isinstance(request.profile, DevpiRegistry):
-        profile, location = request.profile, request.location
-        retrying(
-            lambda: ensure_index(location, profile, request.credentials, on_line),
-            request.retry,
-            f"registry {location.registry}",
-            on_line,
-            sleep,
+        _ensure_devpi_index(request, request.profile, on_line, sleep)
+    with contextlib.ExitStack() as cleanup:
+        staging = _staging(cleanup, request.keep_dir.parent)
+        local, present = choose_file(request, original, staging, on_line, sleep)
+        present, attempts, upload_s = _upload_unless_present(
+            request, local, present, on_line, sleep
         )
-    present = _lookup(request, local, on_line, sleep)
-    attempts, upload_s = 0, 0.0
-    if present is None:
-        upload_started = time.monotonic()
-        attempts = _upload(request, local, on_line, sleep)
-        upload_s = time.monotonic() - upload_started
-        present = _lookup(request, local, on_line, sleep)
-        if present is None:
-            raise RegistryError(
-                f"{local.path.name}: uploaded, but {request.location.simple_url} does not list it"
-            )
-    else:
-        on_line(f"{local.path.name} is already in {request.location.registry} (same sha256)")
+        path = _keep(local.path, original.path, request.keep_dir)
     published = PublishedWheel(
         wheel=local.path.name,
+        path=path,
+        renumbered_from=original.path.name if path != original.path else None,
         sha256=local.sha256,
         state="uploaded" if attempts else "present",
         url=present.url,
@@ -227,7 +264,7 @@ def publish_wheel(
         duration_s=time.monotonic() - started,
     )
     write_record(
-        local.path.parent / f"publish-{request.location.registry}.json",
+        original.path.parent / f"publish-{request.location.registry}.json",
         "publish",
         "passed",
         published.duration_s,
@@ -236,17 +273,113 @@ def publish_wheel(
     return published
 
 
-def _lookup(
+def _ensure_devpi_index(
     request: PublishRequest,
-    local: LocalWheel,
+    profile: DevpiRegistry,
     on_line: Callable[[str], None],
     sleep: Callable[[float], None],
-) -> RemoteFile | None:
-    """The file in the index under this name: None, or the same bytes; other bytes refuse."""
+) -> None:
+    location = request.location
+    retrying(
+        lambda: ensure_index(location, profile, request.credentials, on_line),
+        request.retry,
+        f"registry {location.registry}",
+        on_line,
+        sleep,
+    )
+
+
+def choose_file(
+    request: PublishRequest,
+    local: LocalWheel,
+    staging: Callable[[], Path],
+    on_line: Callable[[str], None],
+    sleep: Callable[[float], None],
+) -> tuple[LocalWheel, RemoteFile | None]:
+    """What goes into the index, for `farm publish` and the pipeline alike, and what the index
+    already holds of it: the wheel itself, when the index lacks its file name or holds these
+    very bytes under it; else, since one name never stands for two files, its copy with the
+    next PEP 427 build number, or the number an earlier run already published it under."""
+    files = _listing(request, local.project, on_line, sleep)
+    clash = files.get(local.path.name)
+    if clash is None or _remote_sha256(clash, request) == local.sha256:
+        return local, clash
+    releases = [name for name in files if same_release(local.path.name, name)]
+    directory = staging()
+    for name in releases:
+        number = split_name(name)[2]
+        candidate = with_build_number(local.path, number, directory) if number else None
+        if candidate and _remote_sha256(files[name], request) == sha256_of(candidate):
+            on_line(f"{local.path.name} was published as build {number} before: {name}")
+            return validate_wheel(candidate, request.profile), files[name]
+    number = next_build_number(local.path.name, releases)
+    on_line(
+        f"{local.path.name} is in {request.location.registry} with other content (an earlier "
+        f"build): publishing it as build {number}"
+    )
+    return validate_wheel(with_build_number(local.path, number, directory), request.profile), None
+
+
+def _staging(cleanup: contextlib.ExitStack, beside: Path) -> Callable[[], Path]:
+    """A directory for renumbered candidates, made on first use and removed with ``cleanup``:
+    a candidate never lies where results are read, and only a published one is kept."""
+
+    def make() -> Path:
+        beside.mkdir(parents=True, exist_ok=True)
+        return Path(
+            cleanup.enter_context(tempfile.TemporaryDirectory(prefix=".candidates-", dir=beside))
+        )
+
+    return make
+
+
+def _keep(published: Path, original: Path, keep_dir: Path) -> Path:
+    """Where the published file stays: the wheel itself, or its copy moved into keep_dir."""
+    if published == original:
+        return original
+    keep_dir.mkdir(parents=True, exist_ok=True)
+    kept = keep_dir / published.name
+    published.replace(kept)
+    return kept
+
+
+def _upload_unless_present(
+    request: PublishRequest,
+    local: LocalWheel,
+    present: RemoteFile | None,
+    on_line: Callable[[str], None],
+    sleep: Callable[[float], None],
+) -> tuple[RemoteFile, int, float]:
+    """The index's file for ``local`` after uploading it if need be; attempts and upload time."""
+    if present is not None:
+        on_line(f"{local.path.name} is already in {request.location.registry} (same sha256)")
+        return present, 0, 0.0
+    started = time.monotonic()
+    attempts = _upload(request, local, on_line, sleep)
+    upload_s = time.monotonic() - started
+    found = _lookup(request, local, on_line, sleep)
+    if found is None:
+        raise RegistryError(
+            f"{local.path.name}: uploaded, but {request.location.simple_url} does not list it"
+        )
+    return found, attempts, upload_s
+
+
+def _remote_sha256(remote: RemoteFile, request: PublishRequest) -> str:
+    return remote.sha256 or download_sha256(remote.url, request.credentials)
+
+
+def _listing(
+    request: PublishRequest,
+    project: str,
+    on_line: Callable[[str], None],
+    sleep: Callable[[float], None],
+) -> dict[str, RemoteFile]:
+    """The index's files of ``project``, asked with retries; rejected credentials named."""
     location, auth = request.location, request.credentials
     try:
-        files = retrying(
-            lambda: project_files(location.simple_url, local.project, auth),
+        return retrying(
+            lambda: project_files(location.simple_url, project, auth),
             request.retry,
             f"registry {location.registry}",
             on_line,
@@ -258,16 +391,27 @@ def _lookup(
             f"registry {location.registry} rejected the credentials (from {source}): {exc}",
             hint="check the user and password or token, and that it may read and upload",
         ) from None
+
+
+def _lookup(
+    request: PublishRequest,
+    local: LocalWheel,
+    on_line: Callable[[str], None],
+    sleep: Callable[[float], None],
+) -> RemoteFile | None:
+    """The file in the index under this name: None, or the same bytes; other bytes (another
+    uploader since :func:`choose_file` asked) refuse."""
+    location = request.location
+    files = _listing(request, local.project, on_line, sleep)
     remote = files.get(local.path.name)
     if remote is None:
         return None
-    sha256 = remote.sha256 or download_sha256(remote.url, auth)
+    sha256 = _remote_sha256(remote, request)
     if sha256 != local.sha256:
         raise PublishRefused(
             f"{local.path.name} is already in {location.registry} with other content "
             f"(sha256 {sha256[:12]}…, this file {local.sha256[:12]}…)",
-            hint="a rebuild needs a new file name: give it the next build number "
-            "(PEP 427), or route targets to separate indexes",
+            hint="another upload took this file name while this one ran: run again",
         )
     return remote
 

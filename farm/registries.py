@@ -28,6 +28,7 @@ are never written in the file.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import string
 import sys
@@ -38,7 +39,7 @@ from urllib.parse import quote
 
 from pydantic import Field, StringConstraints, TypeAdapter, ValidationError
 
-from farm.errors import CatalogError, UnknownNameError, UsageError
+from farm.errors import CatalogError, RegistryUnavailable, UnknownNameError, UsageError
 from farm.models import FrozenModel, Name, Target
 
 if sys.version_info >= (3, 11):
@@ -117,17 +118,20 @@ class IndexLocation:
 class RegistryConfig:
     profiles: dict[str, Profile]
     source: str  # the file the profiles came from, for error messages
+    # Profiles that exist but cannot be used now, with the reason (the local registry, stopped).
+    unavailable: dict[str, str] = dataclasses.field(default_factory=dict)
 
     def profile(self, name: str) -> Profile:
-        try:
+        if name in self.profiles:
             return self.profiles[name]
-        except KeyError:
-            known = ", ".join(sorted(self.profiles)) or "none"
-            raise UnknownNameError(
-                f"unknown registry {name!r} (configured in {self.source}: {known})",
-                hint="define it under [registries.NAME] in farm.toml or [tool.farm] of "
-                "pyproject.toml, or pass --config",
-            ) from None
+        if name in self.unavailable:
+            raise RegistryUnavailable(self.unavailable[name])
+        known = ", ".join(sorted({*self.profiles, *self.unavailable})) or "none"
+        raise UnknownNameError(
+            f"unknown registry {name!r} (configured in {self.source}: {known})",
+            hint="define it under [registries.NAME] in farm.toml or [tool.farm] of "
+            "pyproject.toml, or pass --config",
+        )
 
 
 def load_config(path: Path | None, *, environ: dict[str, str], cwd: Path) -> RegistryConfig:

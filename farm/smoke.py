@@ -175,6 +175,11 @@ def expected_providers(smoke: Smoke | None, target: Target) -> tuple[str, ...]:
     return smoke.providers_for(target) if isinstance(smoke, OnnxruntimeSmoke) else ()
 
 
+def wheel_providers(catalog: Catalog, wheel_name: str, target: Target) -> tuple[str, ...]:
+    """:func:`expected_providers` for a wheel file: by :func:`find_smoke`'s smoke test."""
+    return expected_providers(find_smoke(catalog, wheel_name), target)
+
+
 def smoke_requirements(smoke: Smoke) -> tuple[str, ...]:
     return ("numpy",) if isinstance(smoke, OnnxruntimeSmoke) else ()
 

@@ -147,6 +147,11 @@ def test_a_rebuild_after_publishing_gets_the_next_build_number(
     assert renumbered == Path(str(first_run["wheel"])).name.replace("-0.1.0-", "-0.1.0-1-")
     assert "publishing it as build 1" in result.stderr
     assert renumbered in farm.packages and len(farm.packages) == 2
+    # Only what was published is kept, beside the job; no candidate is left anywhere.
+    job_dir = Path(document["job_dir"])
+    assert Path(str(document["wheel"])) == job_dir / "renumbered" / renumbered
+    assert [path.name for path in (job_dir / "renumbered").iterdir()] == [renumbered]
+    assert not list(job_dir.glob(".candidates-*"))
     assert _states(document)["install"] == "ran"  # pip picked build 1 and its hash matched
 
 

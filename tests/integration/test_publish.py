@@ -5,12 +5,15 @@ GitLab contract server, with real twine uploads and real pip downloads back."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -18,10 +21,12 @@ from pathlib import Path
 
 import pytest
 
+from farm.localregistry import DEFAULT_PORT
 from tests.integration.conftest import run_farm
 from tests.registries.flaky_proxy import FlakyProxy
 from tests.registries.gitlab_contract import GitlabContractServer, GitlabState
-from tests.registries.wheels import make_wheel, sha256
+from tests.registries.recorder import RecordingServer
+from tests.registries.wheels import EM_X86_64, elf, make_wheel, rewrite, sha256
 
 pytestmark = pytest.mark.integration
 BIN = Path(sys.executable).parent
@@ -229,15 +234,44 @@ def test_local_publish_is_idempotent_and_pip_gets_the_same_bytes(
     assert again.returncode == 0, again.stderr
     assert "already there" in again.stdout
 
-    other = make_wheel(tmp_path / "b", "farm-local-probe", payload=b"a different build")
-    clash = _publish(str(other), "--registry", "local", "--no-smoke-required", env=local.env)
-    assert clash.returncode == 1
-    assert "already in local with other content" in clash.stderr
-    assert [p.name for p in local.packages.iterdir()] == [wheel.name]
-
     index = f"http://{local.username}:{local.password}@{local.url[7:]}/simple/"
     downloaded = _pip_download(index, "farm-local-probe==1.0", tmp_path / "dl")
     assert sha256(downloaded) == sha256(wheel)
+
+
+def test_a_clashing_wheel_gets_the_next_build_number_as_in_the_pipeline(
+    tmp_path: Path, local: Local
+) -> None:
+    first = make_wheel(tmp_path / "a", "farm-clash", payload=b"first build")
+    assert _publish(str(first), "-r", "local", "--no-smoke-required", env=local.env).returncode == 0
+    second = make_wheel(tmp_path / "b", "farm-clash", payload=b"second build")
+    clash = _publish(str(second), "-r", "local", "--no-smoke-required", "--json", env=local.env)
+    assert clash.returncode == 0, clash.stderr
+    (published,) = json.loads(clash.stdout)["published"]
+    build1 = "farm_clash-1.0-1-py3-none-any.whl"
+    assert published["wheel"] == build1 and published["renumbered_from"] == second.name
+    assert "publishing it as build 1" in clash.stderr
+    assert sorted(p.name for p in (tmp_path / "b").iterdir()) == [
+        second.name, "publish-local.json", "renumbered"
+    ]  # fmt: skip
+    assert [p.name for p in (tmp_path / "b" / "renumbered").iterdir()] == [build1]
+    assert published["path"] == str(tmp_path / "b" / "renumbered" / build1)
+
+    # A third build tries build 1 (another file) on its way to build 2: only build 2 is kept.
+    third = make_wheel(tmp_path / "c", "farm-clash", payload=b"third build")
+    again = _publish(str(third), "-r", "local", "--no-smoke-required", env=local.env)
+    assert again.returncode == 0, again.stderr
+    build2 = "farm_clash-1.0-2-py3-none-any.whl"
+    assert [p.name for p in (tmp_path / "c" / "renumbered").iterdir()] == [build2]
+    kept = tmp_path / "c" / "renumbered" / build2
+    assert sha256(local.packages / build2) == sha256(kept)
+    in_index = {p.name for p in local.packages.glob("farm_clash*")}
+    assert in_index == {first.name, build1, build2}
+
+    repeat = _publish(str(second), "-r", "local", "--no-smoke-required", env=local.env)
+    assert repeat.returncode == 0 and f"already there: {build1}" in repeat.stdout
+    index = f"http://{local.username}:{local.password}@{local.url[7:]}/simple/"
+    assert _pip_download(index, "farm-clash==1.0", tmp_path / "dl").name == build2
 
 
 def test_a_wheel_without_a_passing_smoke_record_is_refused(tmp_path: Path, local: Local) -> None:
@@ -353,8 +387,6 @@ def test_devpi_routes_targets_to_non_volatile_indexes(
 
     again = _publish(str(jp6), "-r", "devpi", "--target", "jetpack6", *common, env=env)
     assert again.returncode == 0 and "already there" in again.stdout
-    clash = _publish(str(bookworm), "-r", "devpi", "--target", "jetpack6", *common, env=env)
-    assert clash.returncode == 1 and "with other content" in clash.stderr
 
     downloaded = _pip_download(
         f"{devpi.url}/farm/jetpack6/+simple/", "farm-routed", tmp_path / "dl"
@@ -381,6 +413,9 @@ def test_devpi_routes_targets_to_non_volatile_indexes(
     )
     assert (target_dir / "farm_routed" / "payload.bin").read_bytes() == b"bookworm"
     assert (target_dir / "farm_dep" / "payload.bin").read_bytes() == b"dependency"
+    # Other bytes under a taken name: published as the next build, never over the first.
+    clash = _publish(str(bookworm), "-r", "devpi", "--target", "jetpack6", *common, env=env)
+    assert clash.returncode == 0 and "publishing it as build 1" in clash.stderr
 
 
 def test_devpi_rejects_a_wrong_password_and_a_stopped_server_is_named(
@@ -457,7 +492,8 @@ def test_gitlab_publish_with_the_ci_job_token(tmp_path: Path, local: Local) -> N
 
         other = make_wheel(tmp_path / "b", "Farm.GitLab_Probe", payload=b"two")
         clash = run_farm("publish", str(other), *common, env=env)
-        assert clash.returncode == 1 and "with other content" in clash.stderr
+        assert clash.returncode == 0 and "publishing it as build 1" in clash.stderr
+        assert other.name.replace("-1.0-", "-1.0-1-") in state.files
 
         reader = run_farm(
             "publish",
@@ -542,3 +578,251 @@ def test_the_uv_snippet_resolves_the_private_wheel_for_aarch64(
     lock = (project / "uv.lock").read_text()
     assert f'source = {{ registry = "{local.url}/simple/" }}' in lock
     assert f"sha256:{sha256(wheel)}" in lock
+
+
+# --- credentials and uploads only where the user pointed ----------------------------
+
+NOT_RUNNING = "farm: error: the local registry is not running: farm registry serve --detach"
+
+
+@pytest.fixture
+def stopped(tmp_path: Path) -> Iterator[tuple[dict[str, str], list[RecordingServer]]]:
+    """A state directory whose registry ran once (credentials exist) and is stopped, with a
+    stale server.json naming a listener, and a listener on the old default port if free:
+    the farm must send nothing to either."""
+    env = {"FARM_STATE_DIR": str(tmp_path / "state"), "FARM_PUBLISH_BACKOFF_S": "0.05"}
+    started = run_farm("registry", "serve", "--detach", "--port", str(_free_port()), env=env)
+    assert started.returncode == 0, started.stderr
+    assert run_farm("registry", "stop", env=env).returncode == 0
+    with contextlib.ExitStack() as stack:
+        listeners = [stack.enter_context(RecordingServer())]
+        with contextlib.suppress(OSError):  # someone else's server may hold it
+            listeners.append(stack.enter_context(RecordingServer(port=DEFAULT_PORT)))
+        stale = {"url": listeners[0].url, "pid": _dead_pid(), "port": 0, "fallback": False}
+        (tmp_path / "state" / "registry" / "server.json").write_text(json.dumps(stale))
+        yield env, listeners
+
+
+def _dead_pid() -> int:
+    process = subprocess.Popen(["true"])
+    process.wait()
+    return process.pid
+
+
+def _one_error(result: subprocess.CompletedProcess[str]) -> str:
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    return lines[0]
+
+
+def test_a_stopped_local_registry_is_an_error_not_a_guessed_url(
+    tmp_path: Path, stopped: tuple[dict[str, str], list[RecordingServer]]
+) -> None:
+    env, listeners = stopped
+    wheel = make_wheel(tmp_path / "w", "farm-nowhere", payload=b"x")
+    for extra in ((), ("--dry-run",), ("--json",)):
+        result = _publish(str(wheel), "-r", "local", "--no-smoke-required", *extra, env=env)
+        assert result.returncode == 3
+        assert _one_error(result) == NOT_RUNNING
+    config = run_farm("index-config", "-t", "jetpack6", "--tool", "pip", env=env)
+    assert config.returncode == 3 and _one_error(config) == NOT_RUNNING
+    listed = run_farm("registry", "list", "--json", env=env)
+    assert listed.returncode == 0, listed.stderr
+    (row,) = json.loads(listed.stdout)["registries"]
+    assert row["name"] == "local" and row["simple_url"] is None
+    assert all(listener.requests == [] for listener in listeners)
+
+
+def test_build_with_publish_to_a_stopped_registry_fails_before_building(
+    tmp_path: Path, stopped: tuple[dict[str, str], list[RecordingServer]]
+) -> None:
+    env, listeners = stopped
+    out = tmp_path / "out"
+    started = time.monotonic()
+    build = run_farm(
+        "build", "demo", "--target", "bookworm-arm64", "--publish", "local",
+        "--output-dir", str(out), env=env,
+    )  # fmt: skip
+    assert build.returncode == 3 and _one_error(build) == NOT_RUNNING
+    assert time.monotonic() - started < 30 and not out.exists()
+    assert not (tmp_path / "state" / "ledger").exists()
+    nightly = run_farm("nightly", "-r", "local", "--package", "demo", "--dry-run", env=env)
+    assert nightly.returncode == 3 and _one_error(nightly) == NOT_RUNNING
+    assert all(listener.requests == [] for listener in listeners)
+
+
+def test_a_foreground_registry_counts_as_running_until_it_is_stopped(tmp_path: Path) -> None:
+    env = {**os.environ, "FARM_STATE_DIR": str(tmp_path / "state")}
+    port = _free_port()
+    server = subprocess.Popen(
+        [BIN / "farm", "registry", "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        status = _wait_until_running(env)
+        assert status["url"] == f"http://127.0.0.1:{port}"
+        wheel = make_wheel(tmp_path / "w", "farm-foreground", payload=b"x")
+        published = _publish(str(wheel), "-r", "local", "--no-smoke-required", env=env)
+        assert published.returncode == 0, published.stderr
+    finally:
+        server.send_signal(signal.SIGINT)
+        _, stderr = server.communicate(timeout=60)
+    assert server.returncode == 0, stderr
+    assert "Traceback" not in stderr
+    after = run_farm("registry", "status", "--json", env=env)
+    assert after.returncode == 1 and json.loads(after.stdout)["running"] is False
+    with pytest.raises(ProcessLookupError):
+        os.kill(status["pid"], 0)
+
+
+def _wait_until_running(env: dict[str, str]) -> dict[str, object]:
+    deadline = time.monotonic() + 60
+    while True:
+        status = run_farm("registry", "status", "--json", env=env)
+        if status.returncode == 0:
+            return dict(json.loads(status.stdout))
+        assert time.monotonic() < deadline, status.stderr
+        time.sleep(0.3)
+
+
+def test_a_profile_named_local_never_gets_the_generated_password(
+    tmp_path: Path, local: Local
+) -> None:
+    with RecordingServer() as elsewhere:
+        config = tmp_path / "farm.toml"
+        config.write_text(f'[registries.local]\nkind = "pypiserver"\nurl = "{elsewhere.url}"\n')
+        wheel = make_wheel(tmp_path / "w", "farm-elsewhere", payload=b"x")
+        result = _publish(
+            str(wheel), "-r", "local", "--config", str(config), "--no-smoke-required",
+            env={**local.env, "TWINE_USERNAME": "someone", "TWINE_PASSWORD": "their-own-pw"},
+        )  # fmt: skip
+    assert result.returncode != 0
+    assert elsewhere.requests, "the configured profile was used"
+    sent = {seen.authorization for seen in elsewhere.requests} - {None}
+    decoded = {base64.b64decode(value.split()[1]).decode() for value in sent}
+    assert decoded == {"someone:their-own-pw"}
+    assert local.password not in result.stdout + result.stderr
+
+
+# --- a wheel is checked before anything is sent ---------------------------------------
+
+AARCH64_TAG = "cp310-cp310-manylinux_2_35_aarch64"
+
+
+def _garbage(directory: Path) -> Path:
+    directory.mkdir(parents=True)
+    path = directory / "farm_bad-1.0-py3-none-any.whl"
+    path.write_bytes(b"this is not a zip file")
+    return path
+
+
+def _truncated(directory: Path) -> Path:
+    path = make_wheel(directory, "farm-bad", payload=b"x" * 4096)
+    path.write_bytes(path.read_bytes()[:-200])
+    return path
+
+
+def _a_directory(directory: Path) -> Path:
+    path = directory / "farm_bad-1.0-py3-none-any.whl"
+    path.mkdir(parents=True)
+    return path
+
+
+def _tampered(directory: Path) -> Path:
+    return rewrite(make_wheel(directory, "farm-bad", payload=b"x"), {"farm_bad/payload.bin": b"y"})
+
+
+def _escaping(directory: Path) -> Path:
+    return rewrite(make_wheel(directory, "farm-bad"), {"../../etc/cron.d/farm": b"* * * * *"})
+
+
+def _x86_64_code(directory: Path) -> Path:
+    return make_wheel(
+        directory, "farm-bad", tag=AARCH64_TAG, files={"farm_bad/_c.so": elf(EM_X86_64)}
+    )
+
+
+BAD_WHEELS = {
+    "garbage": (_garbage, "not a zip: File is not a zip file"),
+    "truncated": (_truncated, "not a zip: File is not a zip file"),
+    "directory": (_a_directory, "unreadable: is a directory"),
+    "tampered": (_tampered, "RECORD: farm_bad/payload.bin: sha256 differs from RECORD"),
+    "escaping": (_escaping, "unsafe path: ../../etc/cron.d/farm would land outside the target"),
+    "x86_64": (
+        _x86_64_code,
+        "architecture: farm_bad/_c.so is x86_64 code, the wheel is tagged aarch64",
+    ),
+}
+
+
+def _index_lists(local: Local, project: str) -> bool:
+    request = urllib.request.Request(f"{local.url}/simple/{project}/")
+    token = base64.b64encode(f"{local.username}:{local.password}".encode()).decode()
+    request.add_header("Authorization", f"Basic {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return ".whl" in response.read().decode()
+    except urllib.error.HTTPError as error:
+        assert error.code == 404
+        return False
+
+
+@pytest.mark.parametrize("kind", sorted(BAD_WHEELS))
+def test_a_bad_wheel_is_refused_before_the_index_is_asked(
+    tmp_path: Path, local: Local, kind: str
+) -> None:
+    make, rule = BAD_WHEELS[kind]
+    wheel = make(tmp_path / "w")
+    result = _publish(str(wheel), "-r", "local", "--no-smoke-required", env=local.env)
+    assert result.returncode == 2
+    assert _one_error(result) == f"farm: error: {wheel.name}: {rule}"
+    assert not any(local.packages.glob("farm_bad*")) and not _index_lists(local, "farm-bad")
+    assert not (tmp_path / "w" / "publish-local.json").exists()
+    inspected = run_farm("inspect", str(wheel), "-t", "jetpack6", "--json", env=local.env)
+    if kind != "directory":  # farm inspect wants a file
+        assert inspected.returncode == 1, inspected.stderr
+        assert rule in json.loads(inspected.stdout)["problems"]
+
+
+def test_one_bad_wheel_among_several_sends_none(tmp_path: Path) -> None:
+    good = make_wheel(tmp_path / "good", "farm-good", payload=b"fine")
+    bad = _tampered(tmp_path / "bad")
+    with RecordingServer() as index:
+        config = tmp_path / "farm.toml"
+        config.write_text(
+            f'[registries.rec]\nkind = "generic"\nupload_url = "{index.url}/"\n'
+            f'simple_url = "{index.url}/simple/"\n'
+        )
+        env = {"TWINE_USERNAME": "u", "TWINE_PASSWORD": "p-never-sent"}
+        for extra in ((), ("--dry-run",)):
+            result = _publish(
+                str(good), str(bad), "-r", "rec", "--config", str(config),
+                "--no-smoke-required", *extra, env=env,
+            )  # fmt: skip
+            assert result.returncode == 2
+            assert _one_error(result).startswith(f"farm: error: {bad.name}: RECORD: ")
+    assert index.requests == []
+
+
+def test_the_wheels_target_must_get_a_compatible_verdict(tmp_path: Path, local: Local) -> None:
+    # Built for Python 3.11: jetpack6 has 3.10. Named by --target or by the smoke record.
+    wheel = make_wheel(tmp_path, "farm-py311", tag="cp311-cp311-manylinux_2_35_aarch64")
+    line = (
+        f"farm: error: {wheel.name}: incompatible with jetpack6: wheel is for cp311, "
+        "target jetpack6 has python 3.10"
+    )
+    explicit = _publish(
+        str(wheel), "-r", "local", "-t", "jetpack6", "--no-smoke-required", env=local.env
+    )
+    assert explicit.returncode == 2 and _one_error(explicit) == line
+    (tmp_path / "smoke-jetpack6.json").write_text(
+        json.dumps({"wheel": wheel.name, "target": "jetpack6", "result": "passed"})
+    )
+    recorded = _publish(str(wheel), "-r", "local", env=local.env)
+    assert recorded.returncode == 2 and _one_error(recorded) == line
+    assert not _index_lists(local, "farm-py311")
+    fits = _publish(str(wheel), "-r", "local", "-t", "bookworm-arm64", env=local.env)
+    assert fits.returncode == 0, fits.stderr

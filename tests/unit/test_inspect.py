@@ -6,7 +6,6 @@ tests; here each rule is fed the tags and DT_NEEDED lists it decides on.
 
 from __future__ import annotations
 
-import zipfile
 from pathlib import Path
 
 import pytest
@@ -26,6 +25,7 @@ from farm.inspect import (
     inspect_wheel,
 )
 from farm.models import Target
+from tests.registries.wheels import EM_X86_64, elf, make_wheel, rewrite
 
 
 def _target(catalog: Catalog, name: str) -> Target:
@@ -186,10 +186,14 @@ def test_execution_providers_are_read_from_library_names() -> None:
 def test_a_wheel_without_the_expected_tensorrt_provider_is_incompatible(
     catalog: Catalog, tmp_path: Path
 ) -> None:
-    wheel = tmp_path / JP6_WHEEL
-    with zipfile.ZipFile(wheel, "w") as archive:
-        archive.writestr("onnxruntime/__init__.py", "")
-        archive.writestr("onnxruntime/capi/libonnxruntime_providers_cuda.so", b"not elf")
+    wheel = make_wheel(
+        tmp_path,
+        "onnxruntime-gpu",
+        "1.23.2",
+        tag="cp310-cp310-manylinux_2_35_aarch64",
+        files={"onnxruntime/capi/libonnxruntime_providers_cuda.so": b"not elf"},
+    )
+    assert wheel.name == JP6_WHEEL
     report = inspect_wheel(
         wheel,
         _target(catalog, "jetpack6"),
@@ -202,10 +206,29 @@ def test_a_wheel_without_the_expected_tensorrt_provider_is_incompatible(
     assert report.to_json()["compatible"] is False
 
 
-def test_a_file_that_is_not_a_wheel_is_a_usage_error(catalog: Catalog, tmp_path: Path) -> None:
+def test_a_file_that_is_not_a_wheel_is_reported_or_a_usage_error(
+    catalog: Catalog, tmp_path: Path
+) -> None:
     broken = tmp_path / "x-1.0-py3-none-any.whl"
     broken.write_text("not a zip")
-    with pytest.raises(UsageError, match="cannot read the wheel"):
-        inspect_wheel(broken, _target(catalog, "jetpack6"))
+    report = inspect_wheel(broken, _target(catalog, "jetpack6"))
+    assert not report.compatible and report.libraries == []
+    assert report.problems == ["not a zip: File is not a zip file"]
+    assert report.to_json()["integrity"] == [
+        {"rule": "not a zip", "detail": "File is not a zip file"}
+    ]
     with pytest.raises(UsageError, match="not a wheel file name"):
         inspect_wheel(tmp_path / "notes.txt", _target(catalog, "jetpack6"))
+
+
+def test_inspect_lists_the_problems_of_the_file_itself(catalog: Catalog, tmp_path: Path) -> None:
+    wheel = make_wheel(
+        tmp_path,
+        tag="cp310-cp310-manylinux_2_35_aarch64",
+        files={"farm_probe/_c.so": elf(EM_X86_64)},
+    )
+    rewrite(wheel, {"farm_probe/payload.bin": b"changed after RECORD was written"})
+    report = inspect_wheel(wheel, _target(catalog, "jetpack6"))
+    assert [problem.rule for problem in report.integrity] == ["RECORD", "architecture"]
+    assert report.problems[:2] == [str(problem) for problem in report.integrity]
+    assert not report.compatible

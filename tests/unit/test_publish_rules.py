@@ -1,25 +1,40 @@
-"""The publish stage's local decisions: validation, retry policy, failure classification."""
+"""The publish stage's local decisions: the checks before anything is sent, the answer to a
+file name clash (the same for `farm publish` and the pipeline), retry policy, failure
+classification."""
 
 from __future__ import annotations
 
 import json
-import zipfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from farm.catalog import Catalog
 from farm.credentials import Credentials
-from farm.errors import UsageError
+from farm.errors import EXIT_USAGE, UsageError, WheelRejected
 from farm.publish import (
     GITLAB_PYPI_VERSION,
+    PublishRefused,
     PublishRequest,
     RetryPolicy,
     _classify,
+    check_wheel,
+    choose_file,
+    sha256_of,
     smoke_passed,
     validate_wheel,
 )
 from farm.registries import GitlabRegistry, IndexLocation, PypiserverRegistry
-from farm.simpleindex import CredentialsRejected, RegistryError, _from_html, _from_json
+from farm.simpleindex import (
+    CredentialsRejected,
+    RegistryError,
+    RemoteFile,
+    _from_html,
+    _from_json,
+)
+from farm.wheelfile import with_build_number
+from tests.registries.wheels import EM_AARCH64, EM_X86_64, elf, make_wheel
 
 PYPISERVER = PypiserverRegistry(kind="pypiserver", url="http://127.0.0.1:8080")
 LOCATION = IndexLocation(
@@ -31,11 +46,8 @@ LOCATION = IndexLocation(
 )
 
 
-def _wheel(directory: Path, name: str = "farm_demo-0.1.0-cp311-cp311-linux_aarch64.whl") -> Path:
-    path = directory / name
-    with zipfile.ZipFile(path, "w") as archive:
-        archive.writestr("farm_demo/__init__.py", "")
-    return path
+def _wheel(directory: Path) -> Path:
+    return make_wheel(directory, "farm-demo", "0.1.0", tag="cp311-cp311-linux_aarch64")
 
 
 def test_validation_normalises_the_name_and_hashes_the_file(tmp_path: Path) -> None:
@@ -56,7 +68,7 @@ def test_a_bad_file_name_is_a_usage_error(tmp_path: Path) -> None:
     bad.write_bytes(b"")
     with pytest.raises(UsageError, match="not a valid wheel file name"):
         validate_wheel(bad, PYPISERVER)
-    with pytest.raises(UsageError, match="no such wheel"):
+    with pytest.raises(WheelRejected, match="unreadable: no such file"):
         validate_wheel(tmp_path / "missing-1.0-py3-none-any.whl", PYPISERVER)
 
 
@@ -162,3 +174,93 @@ def test_simple_pages_in_html_and_json_give_file_hashes() -> None:
     assert files[1].sha256 is None
     document = {"files": [{"filename": "a-1.whl", "url": "a-1.whl", "hashes": {"sha256": digest}}]}
     assert _from_json(document, "http://h/simple/a/")[0].url == "http://h/simple/a/a-1.whl"
+
+
+# --- checked before anything is sent, and the one answer to a name clash ----------
+
+JP6 = "cp310-cp310-manylinux_2_35_aarch64"
+
+
+def _request_for(wheel: Path, **changes: Any) -> PublishRequest:
+    fields: dict[str, Any] = {"require_smoke": False, **changes}
+    return PublishRequest(
+        wheel=wheel, location=LOCATION, profile=PYPISERVER, credentials=None, **fields
+    )
+
+
+def test_a_corrupt_wheel_is_refused_as_bad_input_naming_the_rule(tmp_path: Path) -> None:
+    wheel = make_wheel(tmp_path, tag=JP6, files={"farm_probe/_c.so": elf(EM_X86_64)})
+    with pytest.raises(WheelRejected) as refused:
+        check_wheel(_request_for(wheel))
+    assert refused.value.exit_code == EXIT_USAGE
+    assert refused.value.message == (
+        f"{wheel.name}: architecture: farm_probe/_c.so is x86_64 code, the wheel is tagged aarch64"
+    )
+
+
+def test_with_a_target_the_inspect_verdict_must_be_compatible(
+    tmp_path: Path, catalog: Catalog
+) -> None:
+    jetpack6 = catalog.targets["jetpack6"].model
+    fits = make_wheel(tmp_path / "a", tag=JP6, files={"farm_probe/_c.so": elf(EM_AARCH64)})
+    assert check_wheel(_request_for(fits, target=jetpack6)).path == fits
+    py311 = make_wheel(tmp_path / "b", tag="cp311-cp311-manylinux_2_35_aarch64")
+    with pytest.raises(WheelRejected, match="incompatible with jetpack6: wheel is for cp311"):
+        check_wheel(_request_for(py311, target=jetpack6))
+    gpu = ("CUDAExecutionProvider",)
+    with pytest.raises(WheelRejected, match="no CUDAExecutionProvider library"):
+        check_wheel(_request_for(fits, target=jetpack6, expect_providers=gpu))
+
+
+def test_the_smoke_record_is_asked_for_last(tmp_path: Path) -> None:
+    wheel = make_wheel(tmp_path, payload=b"x")
+    with pytest.raises(PublishRefused, match="no passing smoke record"):
+        check_wheel(_request_for(wheel, require_smoke=True))
+    (tmp_path / "smoke-t.json").write_text(json.dumps({"wheel": wheel.name, "result": "passed"}))
+    assert check_wheel(_request_for(wheel, require_smoke=True)).sha256 == sha256_of(wheel)
+
+
+@pytest.fixture
+def index(monkeypatch: pytest.MonkeyPatch) -> dict[str, RemoteFile]:
+    """The files the index lists for the project, by name (no network)."""
+    files: dict[str, RemoteFile] = {}
+    monkeypatch.setattr("farm.publish.project_files", lambda url, project, auth: dict(files))
+    return files
+
+
+def _listed(path: Path) -> RemoteFile:
+    return RemoteFile(filename=path.name, url=f"http://h/{path.name}", sha256=sha256_of(path))
+
+
+def _choose(wheel: Path, staging: Path) -> tuple[Path, RemoteFile | None]:
+    request = _request_for(wheel)
+    local = check_wheel(request)
+    chosen, present = choose_file(request, local, lambda: staging, lambda _: None, lambda _: None)
+    return chosen.path, present
+
+
+def test_a_free_name_or_the_same_bytes_publish_the_wheel_itself(
+    tmp_path: Path, index: dict[str, RemoteFile]
+) -> None:
+    wheel = make_wheel(tmp_path / "w", payload=b"ours")
+    assert _choose(wheel, tmp_path / "staging") == (wheel, None)
+    index[wheel.name] = _listed(wheel)
+    assert _choose(wheel, tmp_path / "staging") == (wheel, index[wheel.name])
+    assert not (tmp_path / "staging").exists()  # no candidate was made
+
+
+def test_a_clash_gets_the_next_build_number_and_finds_its_own_earlier_copy(
+    tmp_path: Path, index: dict[str, RemoteFile]
+) -> None:
+    earlier = make_wheel(tmp_path / "earlier", payload=b"an earlier build")
+    index[earlier.name] = _listed(earlier)
+    index["farm_probe-1.0-1-py3-none-any.whl"] = _listed(
+        with_build_number(make_wheel(tmp_path / "other", payload=b"another"), 1, tmp_path / "o")
+    )
+    wheel = make_wheel(tmp_path / "w", payload=b"ours")
+    staging = tmp_path / "staging"
+    staging.mkdir()
+    chosen, present = _choose(wheel, staging)
+    assert chosen == staging / "farm_probe-1.0-2-py3-none-any.whl" and present is None
+    index[chosen.name] = _listed(chosen)
+    assert _choose(wheel, staging) == (chosen, index[chosen.name])
