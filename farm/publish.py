@@ -522,7 +522,7 @@ def _classify(output: str, request: PublishRequest, local: LocalWheel) -> str:
 def _last_error_line(output: str) -> str:
     lines = [" ".join(line.split()) for line in output.splitlines() if line.strip()]
     errors = [line for line in lines if "ERROR" in line or "Error" in line]
-    return (errors or lines or ["twine gave no output"])[-1][:300]
+    return (errors or lines or ["twine gave no output"])[-1]
 
 
 def retrying(
