@@ -22,7 +22,7 @@ from farm.jobspec import JobSpec
 from farm.models import Recipe, Strategy, Target
 from farm.render import JOBS_ARG, NVCC_THREADS_ARG, render_dockerfile
 from farm.resources import BuilderResources, Parallelism
-from farm.sources import source_digest
+from farm.sources import source_digest, tree_digest
 
 PLAN_SCHEMA_VERSION = 1
 
@@ -202,25 +202,11 @@ def plan_job(
     )
 
 
-_IGNORED_PARTS = {"__pycache__", "build", "dist", ".git", ".eggs"}
-
-
 def _tree_digest(recipe: Recipe, recipe_path: Path) -> str | None:
-    """SHA-256 over the relative paths and contents of a repository-kept source tree."""
+    """The content digest of a repository-kept source tree; None for other sources."""
     if recipe.source.kind != "path":
         return None
-    root = (recipe_path.parent / recipe.source.path).resolve()
-    digest = hashlib.sha256()
-    for path in sorted(root.rglob("*")):
-        relative = path.relative_to(root)
-        if (
-            not path.is_file()
-            or _IGNORED_PARTS & set(relative.parts)
-            or any(part.endswith(".egg-info") for part in relative.parts)
-        ):
-            continue
-        digest.update(relative.as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
-    return digest.hexdigest()
+    return tree_digest((recipe_path.parent / recipe.source.path).resolve())
 
 
 def plan_document(jobs: list[BuildJob]) -> dict[str, Any]:
