@@ -28,6 +28,7 @@ from farm.inspect import inspect_wheel
 from farm.installcheck import run_install_check
 from farm.ledger import Ledger, LedgerEntry
 from farm.plan import BuildJob
+from farm.provenance import provenance_record, stamp_wheel
 from farm.publish import PublishRequest, RetryPolicy, publish_wheel, retrying, sha256_of
 from farm.records import write_record
 from farm.registries import IndexLocation, Profile
@@ -35,6 +36,7 @@ from farm.repair import run_repair
 from farm.simpleindex import project_files
 from farm.smoke import expected_providers, run_smoke
 from farm.wheelfile import next_build_number, same_release, split_name, with_build_number
+from farm.wheelzip import content_digest
 
 PIPELINE_SCHEMA_VERSION = 1
 
@@ -284,6 +286,7 @@ class Runner:
             details.update(
                 wheel=str(wheel),
                 sha256=self._sha256(wheel),
+                toolchain=built.toolchain,
                 log=str(built.log),
                 summary=f"{wheel.name} in {built.duration_s:.0f} s",
             )
@@ -307,13 +310,22 @@ class Runner:
                     self.job_dir / "repaired",
                     line,
                     self.job.spec.recipe.build.target_packages(),
+                    self.job.spec.source_date_epoch,
                 )
+            wheel = repaired.wheel
+            record = provenance_record(
+                self.job, (self.entry.stage("build") or {}).get("toolchain", {})
+            )
+            stamp_wheel(wheel, record, self.job.spec.source_date_epoch)
+            size = wheel.stat().st_size
             details.update(
-                wheel=str(repaired.wheel),
-                sha256=self._sha256(repaired.wheel),
-                size=repaired.size_after,
+                wheel=str(wheel),
+                sha256=self._sha256(wheel),
+                size=size,
                 size_before=repaired.size_before,
-                summary=f"{repaired.size_before:,} -> {repaired.size_after:,} bytes",
+                provenance=record,
+                content_digest=content_digest(wheel),
+                summary=f"{repaired.size_before:,} -> {size:,} bytes, provenance stamped",
             )
         return repaired.wheel
 

@@ -86,20 +86,37 @@ def build_key(spec: JobSpec, dockerfile: str) -> str:
 
     Parts of the recipe that only choose jobs (the version list, defaults,
     compatibility rules, smoke expectations) are left out, so adding a new
-    version to a recipe does not invalidate wheels already built.
+    version to a recipe does not invalidate wheels already built. The
+    Dockerfile's text carries SOURCE_DATE_EPOCH.
     """
-    shaping = {
-        "farm": __version__,
-        "recipe": spec.recipe.model_dump(mode="json", include={"name", "source", "needs", "build"}),
-        "target": spec.target.model_dump(mode="json", exclude={"description", "aliases"}),
-        "version": spec.version,
-        "source_ref": spec.source_ref,
-        "source_digest": spec.source_digest,
-        "python": spec.python,
-        "dockerfile": dockerfile,
-    }
-    canonical = json.dumps(shaping, sort_keys=True, separators=(",", ":"))
+    return canonical_digest(
+        {
+            "farm": __version__,
+            "recipe": recipe_shaping(spec),
+            "target": target_shaping(spec),
+            "version": spec.version,
+            "source_ref": spec.source_ref,
+            "source_digest": spec.source_digest,
+            "python": spec.python,
+            "dockerfile": dockerfile,
+        }
+    )
+
+
+def canonical_digest(value: Any) -> str:
+    """sha256 of a JSON value written canonically (sorted keys, no spaces)."""
+    canonical = json.dumps(value, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def recipe_shaping(spec: JobSpec) -> dict[str, Any]:
+    """The parts of the recipe that shape the wheel (see :func:`build_key`)."""
+    return spec.recipe.model_dump(mode="json", include={"name", "source", "needs", "build"})
+
+
+def target_shaping(spec: JobSpec) -> dict[str, Any]:
+    """The target as it shapes the wheel: all of it but its description and aliases."""
+    return spec.target.model_dump(mode="json", exclude={"description", "aliases"})
 
 
 def _toolkit_json(target: Target, strategy: Strategy) -> dict[str, Any] | None:
