@@ -5,7 +5,9 @@ Layout of a job's directory (``OUT/<package>/<target>/<version>-<key12>/``):
 * ``Dockerfile``  the rendered Dockerfile that was built
 * ``build.log``   everything BuildKit printed, secrets masked
 * ``build.sh``    the commands, re-runnable by hand, secrets masked
-* ``wheels/``     the wheels, present only after a successful build
+* ``wheels/``     the wheels, present only after a successful build; ``build-info/``
+                  beside them holds what the build recorded (``toolchain.txt``: the
+                  compilers' versions, one ``label: version`` line each)
 * ``build.json``  the result record (what ran, on what, result, duration)
 
 BuildKit exports into a hidden partial directory that is renamed to
@@ -32,7 +34,9 @@ from farm.plan import BuildJob
 from farm.process import command_line
 from farm.records import write_record
 from farm.runner import EngineRunner
-from farm.sources import prepare_context
+from farm.sources import prepare_context, stage_tree
+
+TOOLCHAIN_RECORD = "build-info/toolchain.txt"  # written by dockerfiles/_reproducible.j2
 
 
 class BuildFailed(FarmError):
@@ -46,6 +50,7 @@ class BuildResult:
     log: Path
     duration_s: float
     command: tuple[str, ...]
+    toolchain: dict[str, str]  # compiler label -> the version line it printed
 
 
 def job_dir(job: BuildJob, out_root: Path) -> Path:
@@ -72,7 +77,7 @@ def dry_run_commands(
     job: BuildJob, engine: Engine, out_root: Path, no_cache: bool = False
 ) -> list[str]:
     directory = job_dir(job, out_root)
-    context = job.spec.context_dir or directory / "context"
+    context = directory / "context"  # a scratch copy of the source tree, or the fetched source
     partial = directory / ".wheels.partial"
     request = build_request(job, directory / "Dockerfile", partial, context, no_cache)
     return [command_line(engine.build_argv(request), engine.env)]
@@ -128,27 +133,41 @@ def _build_in(
             raise
         duration = time.monotonic() - started
         wheels = _publish_wheels(Path(partial) / "wheels", directory / "wheels", log_path)
-    _record(directory, job, engine, "passed", duration, wheels)
+    toolchain = read_toolchain(directory / "wheels")
+    _record(directory, job, engine, "passed", duration, wheels, toolchain)
     return BuildResult(
         job_dir=directory,
         wheels=tuple(wheels),
         log=log_path,
         duration_s=duration,
         command=tuple(engine.build_argv(request)),
+        toolchain=toolchain,
+    )
+
+
+def read_toolchain(wheels: Path) -> dict[str, str]:
+    """The compilers' versions the build recorded in ``build-info/toolchain.txt``."""
+    path = wheels / TOOLCHAIN_RECORD
+    lines = path.read_text(encoding="utf-8").splitlines() if path.is_file() else []
+    return dict(
+        (label.strip(), version.strip())
+        for label, _, version in (line.partition(":") for line in lines)
+        if version.strip()
     )
 
 
 @contextlib.contextmanager
 def _context(job: BuildJob, directory: Path, cache: Path, on_line: Callable[[str], None]) -> Any:
-    """The source tree for repository-kept sources, else a directory with what
-    :func:`farm.sources.prepare_context` fetched (archive, patches, dependencies)."""
+    """A scratch build context: a repository-kept source tree copied with fixed mtimes and
+    modes (:func:`farm.sources.stage_tree`), else what :func:`farm.sources.prepare_context`
+    fetched (archive, patches, dependencies)."""
     spec = job.spec
-    if spec.context_dir is not None:
-        yield spec.context_dir
-        return
     with tempfile.TemporaryDirectory(prefix=".context-", dir=directory) as scratch:
         context = Path(scratch)
-        prepare_context(spec.recipe, spec.recipe_path, spec.version, context, cache, on_line)
+        if spec.context_dir is not None:
+            stage_tree(spec.context_dir, context, spec.source_date_epoch)
+        else:
+            prepare_context(spec.recipe, spec.recipe_path, spec.version, context, cache, on_line)
         yield context
 
 
@@ -163,7 +182,13 @@ def _publish_wheels(exported: Path, final: Path, log_path: Path) -> list[Path]:
 
 
 def _record(
-    directory: Path, job: BuildJob, engine: Engine, result: str, duration: float, wheels: list[Path]
+    directory: Path,
+    job: BuildJob,
+    engine: Engine,
+    result: str,
+    duration: float,
+    wheels: list[Path],
+    toolchain: dict[str, str] | None = None,
 ) -> None:
     write_record(
         directory / "build.json",
@@ -178,5 +203,6 @@ def _record(
             "platform": job.spec.target.platform,
             "engine": engine.describe(),
             "wheels": [wheel.name for wheel in wheels],
+            "toolchain": toolchain or {},
         },
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import signal
 import sys
@@ -30,6 +31,7 @@ from farm.errors import (
 from farm.inspect import inspect_wheel
 from farm.paths import cache_dir
 from farm.plan import plan_document
+from farm.provenance import provenance_lines
 from farm.repair import RepairedWheel, run_repair
 from farm.smoke import (
     CHECK_TIMEOUT_S,
@@ -572,7 +574,18 @@ def cmd_inspect(args: argparse.Namespace, catalog: Catalog) -> int:
             console.print_text(f"  problem: {problem}\n")
         for note in report.notes:
             console.print_text(f"  note: {note}\n")
+        if report.provenance is not None:
+            lines = _provenance_lines(report.provenance)
+            console.print_text("".join(f"  provenance: {line}\n" for line in lines))
     return 0 if report.compatible else 1
+
+
+def _provenance_lines(record: dict[str, Any]) -> list[str]:
+    """A wheel's provenance as lines; a record of another schema as it is."""
+    try:
+        return provenance_lines(record)
+    except (KeyError, TypeError, AttributeError):
+        return [json.dumps(record, sort_keys=True)]
 
 
 # --- entry points ---------------------------------------------------------------

@@ -29,7 +29,7 @@ from farm.pipeline import PIPELINE_SCHEMA_VERSION, PipelineOptions, PipelineResu
 from farm.plan import BuildJob
 from farm.process import command_line
 from farm.publish import credential_names, twine_argv
-from farm.report import render_html, report_document
+from farm.report import provenance_files, render_html, report_document
 from farm.resources import builder_resources
 
 BUILD_SCHEMA_VERSION = 2
@@ -364,6 +364,9 @@ def cmd_report(args: argparse.Namespace, catalog: Catalog) -> int:
         args.html.mkdir(parents=True, exist_ok=True)
         (args.html / "index.html").write_text(render_html(document), encoding="utf-8")
         (args.html / "report.json").write_text(json.dumps(document, indent=2) + "\n")
+        for relative, text in provenance_files(document).items():
+            (args.html / relative).parent.mkdir(exist_ok=True)
+            (args.html / relative).write_text(text, encoding="utf-8")
         console.info(f"wrote {args.html / 'index.html'} and report.json")
     if args.json:
         console.print_json(document)

@@ -35,6 +35,7 @@ from packaging.version import Version
 
 from farm.errors import UsageError
 from farm.models import Target
+from farm.provenance import PROVENANCE_FILE, read_provenance
 from farm.wheelcheck import WheelProblem, platform_arch, verify_wheel
 
 REPORT_SCHEMA_VERSION = 1
@@ -112,6 +113,7 @@ class WheelReport:
     problems: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     integrity: list[WheelProblem] = field(default_factory=list)  # also among the problems
+    provenance: dict[str, Any] | None = None  # farm's record of what made it, if it has one
 
     @property
     def compatible(self) -> bool:
@@ -130,6 +132,7 @@ class WheelReport:
             "notes": self.notes,
             "tags": self.tags,
             "providers": self.providers,
+            "provenance": self.provenance,
             "libraries": [
                 {
                     "path": lib.path,
@@ -167,6 +170,7 @@ def inspect_wheel(
         members = archive.namelist()
         report.libraries = [lib for member in members if (lib := _elf(archive, member))]
     report.providers = _providers(members)
+    _read_provenance(report, path)
     _check_arch(report, tags, target)
     _check_python(report, tags, target)
     _check_glibc(report, tags, target)
@@ -177,6 +181,16 @@ def inspect_wheel(
                 f"no {provider} library in the wheel (target {target.name} expects it)"
             )
     return report
+
+
+def _read_provenance(report: WheelReport, path: Path) -> None:
+    try:
+        report.provenance = read_provenance(path)
+    except (ValueError, UsageError) as exc:
+        report.notes.append(f"its {PROVENANCE_FILE} cannot be read: {exc}")
+        return
+    if report.provenance is None:
+        report.notes.append("no farm provenance: not built by farm, or by an older farm")
 
 
 def _elf(archive: zipfile.ZipFile, member: str) -> ElfLibrary | None:

@@ -7,6 +7,11 @@ from pathlib import Path
 
 from farm.models import Recipe, Strategy, Target
 
+# SOURCE_DATE_EPOCH when the recipe names none: 1980-01-01T00:00:00Z, the earliest time a zip
+# (a wheel) can hold. A fixed value, not the files' mtimes, which are the checkout's time
+# (hatchling makes the same choice with its own fixed default).
+DEFAULT_SOURCE_DATE_EPOCH = 315532800
+
 
 @dataclass(frozen=True, kw_only=True)
 class JobSpec:
@@ -31,3 +36,8 @@ class JobSpec:
     @property
     def source_ref(self) -> str:
         return self.recipe.source.ref_for(self.version)
+
+    @property
+    def source_date_epoch(self) -> int:
+        """The time every timestamp the build writes is set to (SOURCE_DATE_EPOCH)."""
+        return self.recipe.source_date_epoch.get(self.version, DEFAULT_SOURCE_DATE_EPOCH)

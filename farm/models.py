@@ -634,6 +634,11 @@ class Recipe(FrozenModel):
     strategy: dict[str, Strategy] = Field(default_factory=_emulated_everywhere)
     # Per target: another source (a stand-in builds from an archive), build additions.
     overrides: dict[Name, TargetOverride] = Field(default_factory=dict)
+    # Per version: the source's release time (seconds since 1970, UTC) that builds use for
+    # every timestamp they write (SOURCE_DATE_EPOCH); DEFAULT_SOURCE_DATE_EPOCH otherwise.
+    source_date_epoch: dict[PackageVersion, Annotated[int, Field(ge=0)]] = Field(
+        default_factory=dict
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> Recipe:
@@ -642,6 +647,9 @@ class Recipe(FrozenModel):
         for target, version in self.defaults.items():
             if version not in self.versions:
                 raise FieldRuleError(f"defaults.{target}", f"{version} is not in versions")
+        for version in self.source_date_epoch:
+            if version not in self.versions:
+                raise FieldRuleError(f"source_date_epoch.{version}", "not in versions")
         for target, override in self.overrides.items():
             source = override.source
             for version in source.sha256 if isinstance(source, ArchiveSource) else ():

@@ -28,11 +28,13 @@ from farm.inspect import inspect_wheel
 from farm.installcheck import run_install_check
 from farm.ledger import Ledger, LedgerEntry
 from farm.plan import BuildJob
+from farm.provenance import provenance_record, stamp_wheel
 from farm.publish import PublishRequest, RetryPolicy, publish_wheel, sha256_of
 from farm.records import write_record
 from farm.registries import IndexLocation, Profile
 from farm.repair import run_repair
 from farm.smoke import expected_providers, run_smoke
+from farm.wheelzip import content_digest
 
 PIPELINE_SCHEMA_VERSION = 1
 
@@ -285,6 +287,7 @@ class Runner:
             details.update(
                 wheel=str(wheel),
                 sha256=self._sha256(wheel),
+                toolchain=built.toolchain,
                 log=str(built.log),
                 summary=f"{wheel.name} in {built.duration_s:.0f} s",
             )
@@ -308,13 +311,22 @@ class Runner:
                     self.job_dir / "repaired",
                     line,
                     self.job.spec.recipe.build.target_packages(),
+                    self.job.spec.source_date_epoch,
                 )
+            wheel = repaired.wheel
+            record = provenance_record(
+                self.job, (self.entry.stage("build") or {}).get("toolchain", {})
+            )
+            stamp_wheel(wheel, record, self.job.spec.source_date_epoch)
+            size = wheel.stat().st_size
             details.update(
-                wheel=str(repaired.wheel),
-                sha256=self._sha256(repaired.wheel),
-                size=repaired.size_after,
+                wheel=str(wheel),
+                sha256=self._sha256(wheel),
+                size=size,
                 size_before=repaired.size_before,
-                summary=f"{repaired.size_before:,} -> {repaired.size_after:,} bytes",
+                provenance=record,
+                content_digest=content_digest(wheel),
+                summary=f"{repaired.size_before:,} -> {size:,} bytes, provenance stamped",
             )
         return repaired.wheel
 

@@ -22,7 +22,7 @@ from farm.jobspec import JobSpec
 from farm.models import Recipe, Strategy, Target
 from farm.render import JOBS_ARG, NVCC_THREADS_ARG, render_dockerfile
 from farm.resources import BuilderResources, Parallelism
-from farm.sources import source_digest
+from farm.sources import source_digest, tree_digest
 
 PLAN_SCHEMA_VERSION = 1
 
@@ -86,20 +86,37 @@ def build_key(spec: JobSpec, dockerfile: str) -> str:
 
     Parts of the recipe that only choose jobs (the version list, defaults,
     compatibility rules, smoke expectations) are left out, so adding a new
-    version to a recipe does not invalidate wheels already built.
+    version to a recipe does not invalidate wheels already built. The
+    Dockerfile's text carries SOURCE_DATE_EPOCH.
     """
-    shaping = {
-        "farm": __version__,
-        "recipe": spec.recipe.model_dump(mode="json", include={"name", "source", "needs", "build"}),
-        "target": spec.target.model_dump(mode="json", exclude={"description", "aliases"}),
-        "version": spec.version,
-        "source_ref": spec.source_ref,
-        "source_digest": spec.source_digest,
-        "python": spec.python,
-        "dockerfile": dockerfile,
-    }
-    canonical = json.dumps(shaping, sort_keys=True, separators=(",", ":"))
+    return canonical_digest(
+        {
+            "farm": __version__,
+            "recipe": recipe_shaping(spec),
+            "target": target_shaping(spec),
+            "version": spec.version,
+            "source_ref": spec.source_ref,
+            "source_digest": spec.source_digest,
+            "python": spec.python,
+            "dockerfile": dockerfile,
+        }
+    )
+
+
+def canonical_digest(value: Any) -> str:
+    """sha256 of a JSON value written canonically (sorted keys, no spaces)."""
+    canonical = json.dumps(value, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def recipe_shaping(spec: JobSpec) -> dict[str, Any]:
+    """The parts of the recipe that shape the wheel (see :func:`build_key`)."""
+    return spec.recipe.model_dump(mode="json", include={"name", "source", "needs", "build"})
+
+
+def target_shaping(spec: JobSpec) -> dict[str, Any]:
+    """The target as it shapes the wheel: all of it but its description and aliases."""
+    return spec.target.model_dump(mode="json", exclude={"description", "aliases"})
 
 
 def _toolkit_json(target: Target, strategy: Strategy) -> dict[str, Any] | None:
@@ -202,25 +219,11 @@ def plan_job(
     )
 
 
-_IGNORED_PARTS = {"__pycache__", "build", "dist", ".git", ".eggs"}
-
-
 def _tree_digest(recipe: Recipe, recipe_path: Path) -> str | None:
-    """SHA-256 over the relative paths and contents of a repository-kept source tree."""
+    """The content digest of a repository-kept source tree; None for other sources."""
     if recipe.source.kind != "path":
         return None
-    root = (recipe_path.parent / recipe.source.path).resolve()
-    digest = hashlib.sha256()
-    for path in sorted(root.rglob("*")):
-        relative = path.relative_to(root)
-        if (
-            not path.is_file()
-            or _IGNORED_PARTS & set(relative.parts)
-            or any(part.endswith(".egg-info") for part in relative.parts)
-        ):
-            continue
-        digest.update(relative.as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
-    return digest.hexdigest()
+    return tree_digest((recipe_path.parent / recipe.source.path).resolve())
 
 
 def plan_document(jobs: list[BuildJob]) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import shlex
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import jinja2
@@ -57,6 +58,32 @@ def environment() -> jinja2.Environment:
     return env
 
 
+@dataclass(frozen=True, kw_only=True)
+class ToolchainProbe:
+    """A compiler whose version the build records: ``<command> --version | <line>``."""
+
+    label: str
+    command: str
+    line: str = "head -n 1"
+
+
+def toolchain_probes(spec: JobSpec) -> list[ToolchainProbe]:
+    """The compilers a job's build runs: the C and C++ compilers (the cross ones for a cross
+    build) and, on a CUDA target, nvcc."""
+    target = spec.target
+    cross = target.cross if spec.strategy == "cross" else None
+    probes = [
+        ToolchainProbe(label="cc", command=cross.cc if cross else "cc"),
+        ToolchainProbe(label="c++", command=cross.cxx if cross else "c++"),
+    ]
+    home = target.cross_cuda_home if cross else target.cuda.home if target.cuda else None
+    if home is not None:
+        probes.append(
+            ToolchainProbe(label="nvcc", command=f"{home}/bin/nvcc", line="grep -m 1 release")
+        )
+    return probes
+
+
 def template_context(spec: JobSpec) -> dict[str, Any]:
     target = spec.target
     driver = driver_for(spec.recipe.build)
@@ -80,6 +107,8 @@ def template_context(spec: JobSpec) -> dict[str, Any]:
         "builder_image": target.cross.builder_image.pinned if target.cross else None,
         "cuda_stack_image": target.cuda_stack_image,
         "cuda_stack_home": STACK_HOME,
+        "source_date_epoch": spec.source_date_epoch,
+        "toolchain_probes": toolchain_probes(spec),
         **driver.template_context(spec),
     }
 

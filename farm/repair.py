@@ -27,6 +27,7 @@ import jinja2
 from farm import __version__
 from farm.engine import BuildRequest, Engine
 from farm.errors import FarmError, host_faults
+from farm.jobspec import DEFAULT_SOURCE_DATE_EPOCH
 from farm.models import Target
 from farm.network import network_secrets, proxy_build_args
 from farm.process import capture, command_line
@@ -68,7 +69,11 @@ def repair_argv(wheel_name: str, target: Target) -> list[str]:
 
 
 def render_repair(
-    wheel_name: str, target: Target, python: str, packages: Sequence[str] = ()
+    wheel_name: str,
+    target: Target,
+    python: str,
+    packages: Sequence[str] = (),
+    source_date_epoch: int = DEFAULT_SOURCE_DATE_EPOCH,
 ) -> str:
     template = environment().get_template("repair.Dockerfile.j2")
     return template.render(
@@ -82,6 +87,7 @@ def render_repair(
         venv=VENV,
         requirements=REQUIREMENTS,
         command=repair_argv(wheel_name, target),
+        source_date_epoch=source_date_epoch,
     )
 
 
@@ -93,14 +99,17 @@ def run_repair(
     out_dir: Path,
     on_line: Callable[[str], None],
     packages: Sequence[str] = (),
+    source_date_epoch: int = DEFAULT_SOURCE_DATE_EPOCH,
 ) -> RepairedWheel:
     """auditwheel repair in the target image; ``packages`` are target packages that hold the
-    libraries the wheel links and the image lacks (the recipe's target-side packages)."""
+    libraries the wheel links and the image lacks (the recipe's target-side packages);
+    auditwheel stamps the repaired wheel's entries with ``source_date_epoch``."""
     started = time.monotonic()
     with host_faults(f"repairing {wheel.name}", out_dir):
         out_dir.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(prefix=".repair-", dir=out_dir) as scratch:
-            request = _repair_context(Path(scratch), wheel, target, python, packages)
+            text = _repair_dockerfile(wheel.name, target, python, packages, source_date_epoch)
+            request = _repair_context(Path(scratch), wheel, target, text)
             produced = _repair(request, wheel, target, engine, out_dir, on_line)
             final = produced.replace(out_dir / produced.name)
     repaired = RepairedWheel(
@@ -143,17 +152,20 @@ def _repair(
     return produced[0]
 
 
-def _repair_context(
-    context: Path, wheel: Path, target: Target, python: str, packages: Sequence[str]
-) -> BuildRequest:
+def _repair_dockerfile(
+    wheel_name: str, target: Target, python: str, packages: Sequence[str], epoch: int
+) -> str:
+    try:
+        return render_repair(wheel_name, target, python, packages, epoch)
+    except jinja2.TemplateError as exc:
+        raise RepairFailed(f"repair template: {exc}") from None
+
+
+def _repair_context(context: Path, wheel: Path, target: Target, dockerfile: str) -> BuildRequest:
     """The wheel and the repair Dockerfile in ``context``; the build that repairs it."""
     (context / "in").mkdir()
     shutil.copy2(wheel, context / "in" / wheel.name)
-    try:
-        text = render_repair(wheel.name, target, python, packages)
-    except jinja2.TemplateError as exc:
-        raise RepairFailed(f"repair template: {exc}") from None
-    (context / "Dockerfile").write_text(text, encoding="utf-8")
+    (context / "Dockerfile").write_text(dockerfile, encoding="utf-8")
     return BuildRequest(
         dockerfile=context / "Dockerfile",
         context=context,

@@ -1,11 +1,14 @@
 """``farm report``: the ledger as a matrix of package x version x target x stage.
 
 JSON (versioned) for machines, and a static HTML page (``index.html`` next to
-``report.json``) that GitLab Pages can serve as it is.
+``report.json``) that GitLab Pages can serve as it is. Each row carries the
+provenance its repaired wheel was stamped with (from the ledger); the HTML
+page links it as ``provenance/<build key>.json``, written beside it.
 """
 
 from __future__ import annotations
 
+import json
 import time
 from importlib import resources
 from pathlib import Path
@@ -65,6 +68,10 @@ def report_document(ledger: Ledger) -> dict[str, Any]:
                 "wheel": Path(wheel).name if wheel else None,
                 "size": repair.get("size"),
                 "size_human": _human(repair.get("size")),
+                "provenance": repair.get("provenance"),
+                "provenance_file": _provenance_file(entry.build_key)
+                if repair.get("provenance")
+                else None,
                 "stages": {stage: _cell(entry, stage) for stage in STAGES},
             }
         )
@@ -83,6 +90,19 @@ def report_document(ledger: Ledger) -> dict[str, Any]:
             }
             for damaged in scan.damaged
         ],
+    }
+
+
+def _provenance_file(build_key: str) -> str:
+    return f"provenance/{build_key}.json"
+
+
+def provenance_files(document: dict[str, Any]) -> dict[str, str]:
+    """The provenance files the HTML page links: relative path -> JSON text."""
+    return {
+        row["provenance_file"]: json.dumps(row["provenance"], indent=2, sort_keys=True) + "\n"
+        for row in document["rows"]
+        if row["provenance_file"]
     }
 
 

@@ -27,6 +27,8 @@ from farm.errors import CatalogError
 from farm.models import ArchiveSource, PatchArchive, Recipe, StackPackage
 
 SOURCE_ARCHIVE = "source.tar"
+# What a repository-kept source tree leaves out, in its digest and its build context alike.
+IGNORED_PARTS = frozenset({"__pycache__", "build", "dist", ".git", ".eggs"})
 PATCH_DIR = "patches"
 DEPS_DIR = "deps"
 
@@ -44,6 +46,45 @@ def source_digest(recipe: Recipe, recipe_path: Path, version: str) -> str | None
     for name in source.patches:
         digest.update(name.encode() + b"\0" + _local_patch(recipe_path, name).read_bytes())
     return digest.hexdigest()
+
+
+def tree_files(root: Path) -> list[Path]:
+    """The files of a repository-kept source tree that a build sees, relative and sorted."""
+    found = []
+    for path in sorted(root.rglob("*")):
+        relative = path.relative_to(root)
+        if (
+            path.is_file()
+            and not IGNORED_PARTS & set(relative.parts)
+            and not any(part.endswith(".egg-info") for part in relative.parts)
+        ):
+            found.append(relative)
+    return found
+
+
+def tree_digest(root: Path) -> str:
+    """SHA-256 over the relative paths and contents of a repository-kept source tree."""
+    digest = hashlib.sha256()
+    for relative in tree_files(root):
+        digest.update(relative.as_posix().encode() + b"\0" + (root / relative).read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def stage_tree(root: Path, context: Path, epoch: int) -> None:
+    """Copy a source tree's files into an (empty) build context with nothing of this
+    machine in them: every mtime ``epoch``, modes 0644 or 0755 whatever the checkout's umask,
+    and only the files :func:`tree_digest` covers."""
+    for relative in tree_files(root):
+        source, copy = root / relative, context / relative
+        copy.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, copy)
+        copy.chmod(0o755 if source.stat().st_mode & 0o111 else 0o644)
+        os.utime(copy, (epoch, epoch))
+    for directory in sorted(context.rglob("*"), reverse=True):
+        if directory.is_dir():
+            directory.chmod(0o755)
+            os.utime(directory, (epoch, epoch))
+    os.utime(context, (epoch, epoch))
 
 
 def _local_patch(recipe_path: Path, name: str) -> Path:

@@ -4,22 +4,21 @@ When the same version is built again with a different build key (a recipe
 fix, a new base image) after its wheel was published, the index already holds
 that file name. The new wheel then carries the next build number: the file
 name gains ``-N`` after the version and ``.dist-info/WHEEL`` a ``Build: N``
-line (RECORD updated to match). Installers prefer the higher build number of
-the same version. The rewrite is deterministic: the same wheel and number
+line (RECORD regenerated). Installers prefer the higher build number of
+the same version. The rewrite goes through :mod:`farm.wheelzip`, the same
+normal form as every wheel the farm hands on: the same wheel and number
 always give the same bytes, so a rerun recognises its own earlier upload.
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import shutil
 import zipfile
 from pathlib import Path
 
 from packaging.utils import parse_wheel_filename
 
 from farm.errors import UsageError
+from farm.wheelzip import dist_info, rewrite_wheel
 
 
 def split_name(filename: str) -> tuple[str, str, int, str]:
@@ -49,36 +48,13 @@ def with_build_number(wheel: Path, number: int, directory: Path) -> Path:
     if len(parts) != 5:
         raise UsageError(f"{wheel.name}: not a wheel file name")
     target = directory / ("-".join([*parts[:2], str(number), *parts[2:]]) + ".whl")
-    directory.mkdir(parents=True, exist_ok=True)
-    with zipfile.ZipFile(wheel) as source, zipfile.ZipFile(target, "w") as copy:
-        wheel_meta = next(n for n in source.namelist() if n.endswith(".dist-info/WHEEL"))
-        record = wheel_meta[: -len("WHEEL")] + "RECORD"
+    with zipfile.ZipFile(wheel) as source:
+        wheel_meta = f"{dist_info(source.namelist())}/WHEEL"
         new_meta = _with_build_line(source.read(wheel_meta), number)
-        for info in source.infolist():
-            clone = zipfile.ZipInfo(info.filename, date_time=info.date_time)
-            clone.compress_type = info.compress_type
-            clone.external_attr = info.external_attr
-            clone.create_system = info.create_system
-            if info.filename == wheel_meta:
-                copy.writestr(clone, new_meta)
-            elif info.filename == record:
-                copy.writestr(clone, _with_record_line(source.read(record), wheel_meta, new_meta))
-            else:
-                with source.open(info) as reader, copy.open(clone, "w") as writer:
-                    shutil.copyfileobj(reader, writer, 1 << 20)
-    return target
+    # The wheel's own timestamp is kept: renumbering changes the name and WHEEL only.
+    return rewrite_wheel(wheel, target, replace={wheel_meta: new_meta})
 
 
 def _with_build_line(metadata: bytes, number: int) -> bytes:
     lines = [line for line in metadata.decode().splitlines() if not line.startswith("Build:")]
     return ("\n".join([*lines, f"Build: {number}"]) + "\n").encode()
-
-
-def _with_record_line(record: bytes, member: str, content: bytes) -> bytes:
-    digest = base64.urlsafe_b64encode(hashlib.sha256(content).digest()).rstrip(b"=").decode()
-    lines = []
-    for line in record.decode().splitlines():
-        if line.split(",", 1)[0] == member:
-            line = f"{member},sha256={digest},{len(content)}"
-        lines.append(line)
-    return ("\n".join(lines) + "\n").encode()

@@ -21,6 +21,7 @@ from farm.pipeline import PipelineOptions, Runner
 from farm.plan import BuildJob, plan_job
 from farm.resources import BuilderResources
 from farm.smoke import SmokeReport, expected_providers, find_smoke
+from tests.registries.wheels import make_wheel
 
 TRT, CUDA, CPU = "TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"
 ORT_GPU = "onnxruntime_gpu-1.23.2-cp310-cp310-manylinux_2_35_aarch64.whl"
@@ -55,9 +56,8 @@ class _Recorder:
     """Stands in for every stage; keeps the providers inspect_wheel and run_smoke were given."""
 
     def __init__(self, tmp_path: Path, wheel_name: str) -> None:
-        self.wheel = tmp_path / "wheels" / wheel_name
-        self.wheel.parent.mkdir(parents=True, exist_ok=True)
-        self.wheel.write_bytes(b"not really a wheel")
+        name, version, tag = wheel_name[: -len(".whl")].split("-", 2)
+        self.wheel = make_wheel(tmp_path / "wheels", name, version, tag=tag)
         self.asked: dict[str, tuple[str, ...]] = {}
 
     def inspect_wheel(self, wheel: Path, target: Any, expect: tuple[str, ...]) -> Any:
@@ -77,7 +77,7 @@ class _Recorder:
         )
 
     def build(self, *args: Any, **kwargs: Any) -> Any:
-        return SimpleNamespace(wheels=[self.wheel], log=self.wheel, duration_s=1.0)
+        return SimpleNamespace(wheels=[self.wheel], log=self.wheel, duration_s=1.0, toolchain={})
 
     def repair(self, built: Path, *args: Any) -> Any:
         return SimpleNamespace(wheel=built, size_before=1, size_after=1)

@@ -91,3 +91,22 @@ def test_farm_report_warns_once_per_damaged_file(
         "d" * 64 + ".json",
     ]
     assert err.splitlines() == [f"farm: warning: {w['message']}" for w in document["warnings"]]
+
+
+def test_each_row_links_the_provenance_its_wheel_was_stamped_with(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ledger = _ledger(tmp_path)
+    entry = ledger.get("a" * 64)
+    assert entry is not None
+    provenance = {"build_key": "a" * 64, "source": {"kind": "git"}, "source_date_epoch": 1}
+    entry.record("repair", "passed", 1.0, wheel="/out/x/w.whl", provenance=provenance)
+    ledger.save(entry)
+    monkeypatch.setenv("FARM_STATE_DIR", str(tmp_path))
+    assert main(["report", "--html", str(tmp_path / "public")]) == 0
+    page = (tmp_path / "public" / "index.html").read_text()
+    assert f'<a href="provenance/{"a" * 64}.json">provenance</a>' in page
+    written = json.loads((tmp_path / "public" / "provenance" / f"{'a' * 64}.json").read_text())
+    assert written == provenance
+    rows = json.loads((tmp_path / "public" / "report.json").read_text())["rows"]
+    assert [row["provenance_file"] for row in rows] == [None, f"provenance/{'a' * 64}.json"]
