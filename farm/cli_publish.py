@@ -7,6 +7,7 @@ import functools
 import json
 import os
 import time
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -14,13 +15,15 @@ from farm import console
 from farm.catalog import Catalog
 from farm.compat import select
 from farm.credentials import Credentials, resolve
-from farm.errors import UsageError
+from farm.errors import CorruptRecord, UsageError
 from farm.indexconfig import snippet
+from farm.ledger import Ledger, LedgerEntry
 from farm.localregistry import DEFAULT_PORT, LOCAL, LocalRegistry
 from farm.models import Target
 from farm.paths import state_dir
 from farm.pipeline import PublishTarget
 from farm.process import command_line
+from farm.provenance import read_provenance
 from farm.publish import (
     PublishedWheel,
     PublishRequest,
@@ -267,7 +270,25 @@ def _publish_request(
         retry=_retry_policy(),
         target=target,
         expect_providers=wheel_providers(catalog, wheel.name, target) if target else (),
+        ledger_entry=_ledger_entry(wheel),
     )
+
+
+def _ledger_entry(wheel: Path) -> LedgerEntry | None:
+    """The ledger's entry for the build key the wheel's provenance names, if this state
+    directory built it; its provenance must then match (a wheel built elsewhere has none)."""
+    try:
+        record = read_provenance(wheel)
+    except (OSError, zipfile.BadZipFile, ValueError):
+        return None  # the wheel check names what is wrong with the file
+    key = record.get("build_key") if record else None
+    if not isinstance(key, str):
+        return None
+    try:
+        return Ledger(state_dir()).get(key)
+    except CorruptRecord as exc:
+        console.warn(f"{exc.message}; {wheel.name}'s provenance is not compared with it")
+        return None
 
 
 def _publish_dry_run(requests: list[PublishRequest], as_json: bool) -> int:

@@ -399,6 +399,7 @@ class Runner:
                         require_smoke=False,  # the smoke stage passed on these bytes
                         retry=where.retry,
                         renumbered_dir=self.job_dir / "renumbered",
+                        ledger_entry=self.entry,
                     ),
                     on_line=line,
                     sleep=time.sleep,

@@ -51,9 +51,11 @@ from farm.credentials import Credentials
 from farm.devpi import ensure_index
 from farm.errors import FarmError, WheelRejected
 from farm.inspect import inspect_wheel
+from farm.ledger import LedgerEntry
 from farm.models import Target
 from farm.network import ca_bundle
 from farm.process import capture, command_line
+from farm.provenance import provenance_matches
 from farm.records import write_record
 from farm.registries import DevpiRegistry, GitlabRegistry, IndexLocation, Profile
 from farm.simpleindex import (
@@ -130,6 +132,9 @@ class PublishRequest:
     expect_providers: tuple[str, ...] = ()
     # Where a copy renumbered on a name clash is kept once it is published.
     renumbered_dir: Path | None = None
+    # The ledger's entry for the build key the wheel's provenance names: the wheel must be
+    # what it recorded (farm.provenance.provenance_matches). None: not built here.
+    ledger_entry: LedgerEntry | None = None
 
     @property
     def keep_dir(self) -> Path:
@@ -212,6 +217,10 @@ def check_wheel(request: PublishRequest) -> LocalWheel:
             raise WheelRejected(
                 request.wheel.name, f"incompatible with {target.name}", report.problems[0]
             )
+    if request.ledger_entry is not None:
+        mismatches = provenance_matches(request.wheel, request.ledger_entry)
+        if mismatches:
+            raise WheelRejected(request.wheel.name, "provenance", mismatches[0])
     if request.require_smoke and not smoke_passed(request.wheel):
         raise PublishRefused(
             f"{request.wheel.name}: no passing smoke record next to it",

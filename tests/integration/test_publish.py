@@ -826,3 +826,37 @@ def test_the_wheels_target_must_get_a_compatible_verdict(tmp_path: Path, local: 
     assert not _index_lists(local, "farm-py311")
     fits = _publish(str(wheel), "-r", "local", "-t", "bookworm-arm64", env=local.env)
     assert fits.returncode == 0, fits.stderr
+
+
+def test_a_wheel_whose_provenance_differs_from_its_ledger_entry_is_refused(
+    tmp_path: Path, local: Local
+) -> None:
+    """A farm-built wheel is published only as the ledger recorded it: a copy whose provenance
+    was altered (a valid wheel, RECORD and all) is refused before the index is asked."""
+    from farm.provenance import read_provenance, stamp_wheel
+
+    built = run_farm(
+        "build", "demo", "--target", "bookworm-arm64", "--output-dir", str(tmp_path / "out"),
+        "--json", env=local.env,
+    )  # fmt: skip
+    assert built.returncode == 0, built.stderr[-3000:]
+    wheel = Path(json.loads(built.stdout)["wheel"])
+    record = read_provenance(wheel)
+    assert record is not None
+
+    forged_dir = tmp_path / "forged"
+    forged_dir.mkdir()
+    forged = forged_dir / wheel.name
+    forged.write_bytes(wheel.read_bytes())
+    stamp_wheel(forged, {**record, "strategy": "cross"}, record["source_date_epoch"])
+    before = {p.name for p in local.packages.iterdir()}
+    refused = _publish(str(forged), "-r", "local", "--no-smoke-required", env=local.env)
+    assert refused.returncode == 2, refused.stderr
+    (line,) = [x for x in refused.stderr.splitlines() if x.startswith("farm: error:")]
+    assert line.startswith(f"farm: error: {wheel.name}: provenance: ")
+    assert "strategy" in line
+    assert {p.name for p in local.packages.iterdir()} == before
+
+    genuine = _publish(str(wheel), "-r", "local", env=local.env)
+    assert genuine.returncode == 0, genuine.stderr
+    assert (local.packages / wheel.name).is_file()
