@@ -215,8 +215,8 @@ def _check_builder(recipe: Entry[Recipe], target: Entry[Target], how: Strategy) 
         )
     if target.model.cuda is not None and not build.builds_cuda:
         raise IncompatibleError(
-            f"{name} builds with {build.kind}, which cannot build against the CUDA of target "
-            f"{target.model.name}",
+            f"{name} builds with {build.kind}, which cannot build for CUDA targets "
+            f"({target.model.name} has CUDA {target.model.cuda.version})",
             hint=f"build it for a target without CUDA, or give {display(recipe.path)} a build "
             "kind that builds with CUDA (pep517)",
         )

@@ -128,7 +128,7 @@ def options_env(spec: JobSpec, image: str) -> dict[str, str]:
         env["CIBW_ENVIRONMENT_LINUX"] = " ".join(
             f"{k}={v}" for k, v in settings.environment.items()
         )
-        env["CIBW_INHERIT"] = "environment-linux=append"
+        env["CIBW_INHERIT"] = "environment-linux: append"
     if settings.before_all is not None:
         env["CIBW_BEFORE_ALL_LINUX"] = settings.before_all
     return env
