@@ -11,6 +11,7 @@ size, sha256), whether the package's own tests ran in the build, and the smoke r
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
 import os
@@ -71,7 +72,7 @@ def row(builder: str, document: dict[str, object]) -> dict[str, str]:
         "size": f"{wheel.stat().st_size:,} B" if repaired else "-",
         "sha256": hashlib.sha256(wheel.read_bytes()).hexdigest()[:16] if repaired else "-",
         "package tests": "ran, passed" if tests else "not run (pep517 has none)",
-        "smoke": str(smoke["state"]),
+        "smoke": "passed" if smoke["state"] == "ran" else str(smoke["state"]),
     }
 
 
@@ -85,14 +86,15 @@ def print_table(rows: list[dict[str, str]]) -> None:
 
 
 def main() -> None:
-    package = sys.argv[1] if len(sys.argv) > 1 else "lru-dict"
-    target = sys.argv[2] if len(sys.argv) > 2 else "bookworm-arm64"
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("package", nargs="?", default="lru-dict")
+    parser.add_argument("target", nargs="?", default="bookworm-arm64")
+    args = parser.parse_args()
+    recipes = {"cibuildwheel": args.package, "pep517": f"{args.package}-pep517"}
     with tempfile.TemporaryDirectory(prefix="farm-builders-bench-") as scratch:
-        root = Path(scratch)
-        catalog = catalog_copy(root, package)
-        recipes = {"cibuildwheel": package, "pep517": f"{package}-pep517"}
-        rows = [row(b, build(catalog, recipes[b], target, root)) for b in BUILDERS]
-    print(f"{package} for {target}, cold layer cache:")
+        catalog = catalog_copy(Path(scratch), args.package)
+        rows = [row(b, build(catalog, recipes[b], args.target, Path(scratch))) for b in BUILDERS]
+    print(f"{args.package} for {args.target}, cold layer cache:")
     print_table(rows)
     seconds = [float(r["build s"]) for r in rows]
     print(f"  cibuildwheel / pep517 build time: {seconds[0] / seconds[1]:.2f}x")
