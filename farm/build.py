@@ -26,12 +26,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from farm import cibw
+from farm.builders import cibuildwheel as cibuildwheel_driver
 from farm.engine import BuildRequest, Engine
 from farm.errors import FarmError, host_faults
+from farm.models import CibuildwheelBuild
 from farm.network import network_secrets, proxy_build_args
 from farm.paths import cache_dir
 from farm.plan import BuildJob
-from farm.process import command_line
+from farm.process import Finished, command_line
 from farm.records import write_record
 from farm.runner import EngineRunner
 from farm.sources import prepare_context, stage_tree
@@ -77,6 +80,8 @@ def dry_run_commands(
     job: BuildJob, engine: Engine, out_root: Path, no_cache: bool = False
 ) -> list[str]:
     directory = job_dir(job, out_root)
+    if isinstance(job.spec.recipe.build, CibuildwheelBuild):
+        return cibw.planned(job, engine, directory, no_cache)
     context = directory / "context"  # a scratch copy of the source tree, or the fetched source
     partial = directory / ".wheels.partial"
     request = build_request(job, directory / "Dockerfile", partial, context, no_cache)
@@ -116,18 +121,8 @@ def _build_in(
             engine, "build", on_line, log_path=log_path, script_path=directory / "build.sh"
         ) as runner,
     ):
-        request = build_request(
-            job, directory / "Dockerfile", Path(partial) / "wheels", context, no_cache
-        )
         try:
-            runner.build(
-                request,
-                image=job.spec.target.base_image.pinned,
-                failed=lambda result: BuildFailed(
-                    f"build step failed: {result.failing_line()}; log: {log_path}",
-                    hint=f"the last lines of {log_path} show the failing command",
-                ),
-            )
+            command = _make_wheels(job, runner, (directory, context, Path(partial)), no_cache)
         except FarmError:
             _record(directory, job, engine, "failed", time.monotonic() - started, [])
             raise
@@ -140,7 +135,7 @@ def _build_in(
         wheels=tuple(wheels),
         log=log_path,
         duration_s=duration,
-        command=tuple(engine.build_argv(request)),
+        command=tuple(command),
         toolchain=toolchain,
     )
 
@@ -154,6 +149,29 @@ def read_toolchain(wheels: Path) -> dict[str, str]:
         for label, _, version in (line.partition(":") for line in lines)
         if version.strip()
     )
+
+
+def _make_wheels(
+    job: BuildJob, runner: EngineRunner, paths: tuple[Path, Path, Path], no_cache: bool
+) -> list[str]:
+    """BuildKit exports the wheels (or cibuildwheel writes them) into ``<partial>/wheels``;
+    returns the command that made them. ``paths``: job directory, context, partial."""
+    directory, context, partial = paths
+    log_path = directory / "build.log"
+
+    def failed(result: Finished) -> BuildFailed:
+        return BuildFailed(
+            f"build step failed: {result.failing_line()}; log: {log_path}",
+            hint=f"the last lines of {log_path} show the failing command",
+        )
+
+    if isinstance(job.spec.recipe.build, CibuildwheelBuild):
+        return cibw.run_cibuildwheel(
+            job, runner, (directory, context, partial / "wheels"), no_cache, failed
+        )
+    request = build_request(job, directory / "Dockerfile", partial / "wheels", context, no_cache)
+    runner.build(request, image=job.spec.target.base_image.pinned, failed=failed)
+    return runner.engine.build_argv(request)
 
 
 @contextlib.contextmanager
@@ -204,5 +222,15 @@ def _record(
             "engine": engine.describe(),
             "wheels": [wheel.name for wheel in wheels],
             "toolchain": toolchain or {},
+            **_builder_record(job, directory / "build.log"),
         },
     )
+
+
+def _builder_record(job: BuildJob, log: Path) -> dict[str, object]:
+    """What a cibuildwheel build adds to its record: its version, and whether it ran the
+    package's own tests (its log says)."""
+    if not isinstance(job.spec.recipe.build, CibuildwheelBuild):
+        return {}
+    tests = log.is_file() and cibw.package_tests_ran(log)
+    return {"cibuildwheel": cibuildwheel_driver.version(), "package_tests": tests}

@@ -217,6 +217,8 @@ def _build_dry_run(
         return 0
     console.info(f"engine: {engine.describe()}")
     where = "in the container"
+    if job.spec.recipe.build.kind == "cibuildwheel":
+        where = "on this machine, building in a container of the image below"
     header = f"# base image: {target.base_image.pinned} ({target.platform})\n"
     cross = job.to_json()["cross"]
     if cross is not None:

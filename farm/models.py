@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
@@ -490,7 +490,19 @@ class CompatibilityRule(FrozenModel):
     because: str = Field(min_length=1)
 
 
-class OnnxruntimeBuild(FrozenModel):
+class _FarmBuilder(FrozenModel):
+    """A build the farm renders itself: one Dockerfile per strategy, CUDA targets welcome."""
+
+    strategies: ClassVar[tuple[Strategy, ...]] = ("emulated", "cross")
+    builds_cuda: ClassVar[bool] = True
+    dockerfile: str
+    cross_dockerfile: str
+
+    def dockerfile_for(self, strategy: Strategy) -> str:
+        return self.cross_dockerfile if strategy == "cross" else self.dockerfile
+
+
+class OnnxruntimeBuild(_FarmBuilder):
     """onnxruntime's own build driver, ``tools/ci_build/build.py``."""
 
     kind: Literal["onnxruntime"]
@@ -523,7 +535,7 @@ class OnnxruntimeBuild(FrozenModel):
     reserve_memory_gib: float = Field(default=2.0, ge=0)
 
 
-class Pep517Build(FrozenModel):
+class Pep517Build(_FarmBuilder):
     """The standard PEP 517 path: ``pip wheel`` of the source tree inside the target."""
 
     kind: Literal["pep517"]
@@ -541,7 +553,35 @@ class Pep517Build(FrozenModel):
         return self.system_packages
 
 
-Build = Annotated[OnnxruntimeBuild | Pep517Build, Field(discriminator="kind")]
+class CibuildwheelBuild(FrozenModel):
+    """cibuildwheel itself, so the package's own ``[tool.cibuildwheel]`` settings and tests apply.
+
+    It runs on the build machine and builds inside a container of an image the farm derives
+    from the target's (``dockerfile``), laid out as cibuildwheel expects of a manylinux image.
+    Emulated only: cibuildwheel has no cross strategy, and it builds without CUDA.
+    """
+
+    strategies: ClassVar[tuple[Strategy, ...]] = ("emulated",)
+    builds_cuda: ClassVar[bool] = False
+    kind: Literal["cibuildwheel"]
+    dockerfile: str = "cibuildwheel.Dockerfile.j2"
+    # apt packages installed into the derived image (what a package's before-all would
+    # install with yum or dnf in a manylinux image).
+    system_packages: tuple[str, ...] = ()
+    # Appended to the package's own environment option (CIBW_ENVIRONMENT, inherit=append).
+    environment: dict[str, str] = Field(default_factory=dict)
+    # Replaces the package's before-all, which often calls yum, dnf or apk: "" turns it off.
+    before_all: str | None = None
+
+    def dockerfile_for(self, strategy: Strategy) -> str:
+        return self.dockerfile  # the image is the target's; cross is refused when planning
+
+    def target_packages(self) -> tuple[str, ...]:
+        """Target packages the wheel's libraries come from (repair needs them to graft)."""
+        return self.system_packages
+
+
+Build = Annotated[OnnxruntimeBuild | Pep517Build | CibuildwheelBuild, Field(discriminator="kind")]
 
 
 # The part of a target each GPU execution provider links against.
@@ -662,6 +702,7 @@ class Recipe(FrozenModel):
                 raise FieldRuleError(
                     f"overrides.{target}.build", "build overrides are for onnxruntime builds"
                 )
+        _check_builder_fits(self)
         return self
 
     def for_target(self, target: str) -> Recipe:
@@ -690,6 +731,38 @@ class Recipe(FrozenModel):
     def sorted_versions(self) -> list[str]:
         """Known versions, newest first."""
         return sorted(self.versions, key=Version, reverse=True)
+
+
+def _check_builder_fits(recipe: Recipe) -> None:
+    """What the recipe's builder cannot do: a strategy, CUDA, a source it cannot take."""
+    build = recipe.build
+    for target, strategy in recipe.strategy.items():
+        if strategy not in build.strategies:
+            raise FieldRuleError(
+                f"strategy.{target}", f"a {build.kind} build runs {' or '.join(build.strategies)}"
+            )
+    if "cuda" in recipe.needs and not build.builds_cuda:
+        raise FieldRuleError("needs", f"a {build.kind} build cannot build against CUDA")
+    if isinstance(build, CibuildwheelBuild):
+        sources = {"source": recipe.source} | {
+            f"overrides.{name}.source": o.source for name, o in recipe.overrides.items() if o.source
+        }
+        for field, source in sources.items():
+            _check_sdist_archive(field, source)
+
+
+def _check_sdist_archive(
+    field: str, source: GitSource | PathSource | SdistSource | ArchiveSource
+) -> None:
+    """cibuildwheel builds an sdist file as it is (``cibuildwheel NAME.tar.gz``): a pinned
+    archive source of one, unpatched."""
+    if not isinstance(source, ArchiveSource) or not source.url.endswith(".tar.gz"):
+        raise FieldRuleError(
+            field,
+            "a cibuildwheel build takes an sdist: an archive source whose url ends in .tar.gz",
+        )
+    if source.patches or source.patch_archives:
+        raise FieldRuleError(f"{field}.patches", "cibuildwheel builds the sdist unpatched")
 
 
 def _merge_build(build: Build, extra: BuildOverride) -> Build:

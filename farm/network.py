@@ -50,3 +50,32 @@ def proxy_build_args(environ: Mapping[str, str] | None = None) -> dict[str, str]
     """Docker's predefined proxy build args: used by RUN steps, kept out of image history."""
     env = os.environ if environ is None else environ
     return {name: env[name] for name in _PROXY_ENV if env.get(name)}
+
+
+# Where container_options() mounts the host's files in a container.
+CONTAINER_CA = "/run/farm/ca-bundle.pem"
+CONTAINER_PIP_CONF = "/run/farm/pip.conf"
+
+
+def container_options(environ: Mapping[str, str] | None = None) -> list[str]:
+    """``docker run``/``create`` options that give a container the host's network settings.
+
+    The CA bundle and an explicitly named pip config (as :func:`network_secrets` picks them)
+    are mounted read-only and named by the variables pip, requests and OpenSSL read; proxy
+    variables pass by name, so their values (which may hold credentials) reach the container
+    through the docker client's environment, never a command line.
+    """
+    env = os.environ if environ is None else environ
+    files = network_secrets(env)
+    options: list[str] = []
+    if CA_SECRET in files:
+        options += ["--volume", f"{files[CA_SECRET]}:{CONTAINER_CA}:ro"]
+        for name in ("PIP_CERT", "SSL_CERT_FILE", "REQUESTS_CA_BUNDLE"):
+            options += ["--env", f"{name}={CONTAINER_CA}"]
+    if PIP_CONF_SECRET in files:
+        options += ["--volume", f"{files[PIP_CONF_SECRET]}:{CONTAINER_PIP_CONF}:ro"]
+        options += ["--env", f"PIP_CONFIG_FILE={CONTAINER_PIP_CONF}"]
+    for name in _PROXY_ENV:
+        if env.get(name):
+            options += ["--env", name]
+    return options

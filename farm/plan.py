@@ -179,6 +179,7 @@ def plan_job(
     recipe = Entry(entry.model.for_target(target.model.name), entry.path)
     chosen = select(recipe, target.model, version=version, python=python)
     how = strategy or recipe.model.strategy_for(target.model.name)
+    _check_builder(recipe, target, how)
     if how == "cross" and target.model.cross is None:
         raise IncompatibleError(
             f"target {target.model.name} has no cross toolchain: it can only be built emulated",
@@ -217,6 +218,25 @@ def plan_job(
         parallelism=parallelism,
         resources=resources,
     )
+
+
+def _check_builder(recipe: Entry[Recipe], target: Entry[Target], how: Strategy) -> None:
+    """A strategy or a CUDA target the recipe's builder cannot serve (cibuildwheel: either)."""
+    build, name = recipe.model.build, recipe.model.name
+    if how not in build.strategies:
+        raise IncompatibleError(
+            f"{name} builds with {build.kind}, which runs {' or '.join(build.strategies)} only: "
+            f"--strategy {how} is not possible",
+            hint=f"leave --strategy out, or give {display(recipe.path)} a build kind that "
+            f"builds {how} (pep517)",
+        )
+    if target.model.cuda is not None and not build.builds_cuda:
+        raise IncompatibleError(
+            f"{name} builds with {build.kind}, which cannot build for CUDA targets "
+            f"({target.model.name} has CUDA {target.model.cuda.version})",
+            hint=f"build it for a target without CUDA, or give {display(recipe.path)} a build "
+            "kind that builds with CUDA (pep517)",
+        )
 
 
 def _tree_digest(recipe: Recipe, recipe_path: Path) -> str | None:

@@ -115,7 +115,7 @@ def template_context(spec: JobSpec) -> dict[str, Any]:
 
 def render_dockerfile(spec: JobSpec) -> str:
     build = spec.recipe.build
-    template_name = build.cross_dockerfile if spec.strategy == "cross" else build.dockerfile
+    template_name = build.dockerfile_for(spec.strategy)
     try:
         template = environment().get_template(template_name)
         return template.render(template_context(spec), template=template_name)

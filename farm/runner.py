@@ -8,8 +8,10 @@ a context manager for one stage. It
   to the stage's progress callback and log file;
 * writes the re-runnable script of every command it ran when it closes;
 * names every container it starts (``farm-<stage>-<pid>-<token>``, labelled
-  ``farm.stage`` and ``farm.pid``) and removes them on any way out: success,
-  failure, timeout, an interrupt or SIGTERM;
+  ``farm.stage``, ``farm.pid`` and ``farm.runner``) and removes them on any way
+  out: success, failure, timeout, an interrupt or SIGTERM; a host program that
+  starts containers itself (cibuildwheel) is given the same labels, and what it
+  leaves behind is removed by label;
 * stops a command that runs past its time limit, and its container;
 * tells host faults (disk full, daemon gone, an image neither present nor
   pullable, no emulation) from failures of the stage's own work: the first
@@ -33,6 +35,7 @@ from farm.process import Finished, capture, command_line, stream, write_script
 
 STAGE_LABEL = "farm.stage"
 PID_LABEL = "farm.pid"
+RUNNER_LABEL = "farm.runner"  # one runner's containers, including those a driven program made
 PRUNE_HINT = "free disk space: `docker builder prune` frees BuildKit cache"
 
 # What the docker client or BuildKit print when an image is neither local nor pullable.
@@ -71,6 +74,8 @@ class EngineRunner:
         self.commands: list[tuple[Sequence[str], Mapping[str, str]]] = []
         self._containers: list[str] = []
         self._log: IO[str] | None = None
+        self.token = secrets.token_hex(3)
+        self._drove = False  # a driven program may have left labelled containers
 
     def __enter__(self) -> EngineRunner:
         if self.log_path is not None:
@@ -131,8 +136,7 @@ class EngineRunner:
         non-zero exit of the command is returned for the stage to judge.
         """
         name = f"farm-{self.stage}-{os.getpid()}-{secrets.token_hex(3)}"
-        labels = ["--label", f"{STAGE_LABEL}={self.stage}", "--label", f"{PID_LABEL}={os.getpid()}"]
-        argv = self.engine.run_argv(platform, network, "--name", name, *labels, *options)
+        argv = self.engine.run_argv(platform, network, "--name", name, *self.labels(), *options)
         self._containers.append(name)
         result = self._run([*argv, image, *command], env or {}, timeout)
         fault = self.host_fault(result, image) if result.returncode else None
@@ -140,28 +144,65 @@ class EngineRunner:
             raise fault
         return result
 
+    def labels(self) -> list[str]:
+        """The ``docker run``/``create`` options that mark a container as this runner's."""
+        return [
+            *("--label", f"{STAGE_LABEL}={self.stage}"),
+            *("--label", f"{PID_LABEL}={os.getpid()}"),
+            *("--label", f"{RUNNER_LABEL}={self.token}"),
+        ]
+
     def remove_containers(self) -> None:
-        """Remove every container this runner started that is still there."""
+        """Remove every container this runner (or a program it drove) started that is still
+        there."""
         while self._containers:
             name = self._containers.pop()
             capture([self.engine.docker, "rm", "--force", name], timeout=60)
+        if self._drove:
+            label = f"label={RUNNER_LABEL}={self.token}"
+            found = capture([self.engine.docker, "ps", "--all", "--quiet", "--filter", label])
+            for container in found.output.split() if found.returncode == 0 else ():
+                capture([self.engine.docker, "rm", "--force", container], timeout=60)
+
+    # --- host programs that drive the engine ------------------------------------------
+
+    def drive(
+        self,
+        argv: Sequence[str],
+        *,
+        failed: Callable[[Finished], FarmError],
+        env: Mapping[str, str] | None = None,
+        timeout: float | None = None,
+    ) -> Finished:
+        """A program on this machine that runs engine commands itself (cibuildwheel).
+
+        It must give its containers :meth:`labels`: those still there when the runner
+        closes, or when the program is stopped, are removed like the runner's own.
+        ``env`` (no secrets) is shown in the log and the script. A failure is a host
+        fault or, else, ``failed(result)``.
+        """
+        self._drove = True
+        result = self._run(list(argv), {}, timeout, shown_env=env or {})
+        if result.returncode != 0:
+            raise self.host_fault(result) or failed(result)
+        return result
 
     # --- both ---------------------------------------------------------------------
 
     def _run(
-        self, argv: list[str], hidden_env: Mapping[str, str], timeout: float | None
+        self,
+        argv: list[str],
+        hidden_env: Mapping[str, str],
+        timeout: float | None,
+        shown_env: Mapping[str, str] | None = None,
     ) -> Finished:
-        shown = command_line(argv, self.engine.env)
+        env = {**self.engine.env, **(shown_env or {})}
+        shown = command_line(argv, env)
         self.on_line(f"+ {shown}")
-        self.commands.append((argv, self.engine.env))
+        self.commands.append((argv, env))
         if self._log is not None:
             self._log.write(f"+ {shown}\n")
-        result = stream(
-            argv,
-            on_line=self._output,
-            env={**self.engine.env, **hidden_env},
-            timeout=timeout,
-        )
+        result = stream(argv, on_line=self._output, env={**env, **hidden_env}, timeout=timeout)
         if result.timed_out:
             self.remove_containers()
             raise TimedOut(

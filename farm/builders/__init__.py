@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from farm.builders import onnxruntime, pep517
+from farm.builders import cibuildwheel, onnxruntime, pep517
 from farm.jobspec import JobSpec
 from farm.models import Build
 from farm.resources import BuilderResources, Parallelism
@@ -23,7 +23,11 @@ class Driver(Protocol):
     def parallelism(self, build: Build, resources: BuilderResources) -> Parallelism: ...
 
 
-_DRIVERS: dict[str, Driver] = {"onnxruntime": onnxruntime, "pep517": pep517}
+_DRIVERS: dict[str, Driver] = {
+    "onnxruntime": onnxruntime,
+    "pep517": pep517,
+    "cibuildwheel": cibuildwheel,
+}
 
 
 def driver_for(build: Build) -> Driver:
