@@ -29,7 +29,7 @@ from typing import Any
 from farm import cibw
 from farm.builders import cibuildwheel as cibuildwheel_driver
 from farm.engine import BuildRequest, Engine
-from farm.errors import FarmError, host_faults
+from farm.errors import BuildFailed, FarmError, host_faults
 from farm.models import CibuildwheelBuild
 from farm.network import network_secrets, proxy_build_args
 from farm.paths import cache_dir
@@ -40,10 +40,6 @@ from farm.runner import EngineRunner
 from farm.sources import prepare_context, stage_tree
 
 TOOLCHAIN_RECORD = "build-info/toolchain.txt"  # written by dockerfiles/_reproducible.j2
-
-
-class BuildFailed(FarmError):
-    """BuildKit ran and a step failed."""
 
 
 @dataclass(frozen=True, kw_only=True)

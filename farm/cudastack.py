@@ -36,10 +36,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from farm.errors import EnvironmentProblem, UsageError
+from farm.errors import EnvironmentProblem, RegistryError, StackError
 from farm.models import CudaStack, StackPackage, StackPatch
 from farm.process import capture
-from farm.simpleindex import RegistryError, TransientFailure, download, project_files
+from farm.simpleindex import TransientFailure, download, project_files
 
 DEBIAN_MIRROR_ENV = "FARM_DEBIAN_MIRROR"
 PYPI_INDEX_ENV = "FARM_PYPI_INDEX"
@@ -53,10 +53,6 @@ _NVCC_RELEASE = re.compile(r"release (\d+\.\d+)")
 _RELEASE_BOUND = ("bin/nvcc", "{target}/lib/libcudart_static.a", "{target}/lib/libcudadevrt.a")
 
 Progress = Callable[[str], None]
-
-
-class StackError(UsageError):
-    """A stack's packages are wrong: a checksum that does not match, a piece missing."""
 
 
 @dataclass(frozen=True)

@@ -18,9 +18,10 @@ import urllib.request
 from collections.abc import Callable
 
 from farm.credentials import Credentials
+from farm.errors import CredentialsRejected, RegistryError
 from farm.network import ca_bundle
 from farm.registries import DevpiRegistry, IndexLocation
-from farm.simpleindex import CredentialsRejected, RegistryError, TransientFailure
+from farm.simpleindex import TransientFailure
 
 
 def ensure_index(

@@ -3,6 +3,12 @@
 Every failure a user can cause or meet is a :class:`FarmError`: it carries a
 one-line message, an optional hint on how to fix it and the exit code the
 command line returns. Only :func:`farm.cli.main` catches them.
+
+Every error class a user can meet is defined here, and exit codes exist only
+here. Three exceptions elsewhere never reach a user: the publisher's
+``TransientFailure`` (a retry signal), the runner's ``_Failed`` (ends a job
+whose failure was recorded) and the models' ``FieldRuleError`` (a pydantic
+validator's message, turned into a :class:`CatalogError`).
 """
 
 from __future__ import annotations
@@ -83,6 +89,49 @@ class EnvironmentProblem(FarmError):
     """The host cannot run what was asked (missing tool, daemon down)."""
 
     exit_code = EXIT_ENVIRONMENT
+
+
+# --- failures of a stage, by stage ---------------------------------------------
+
+
+class BuildFailed(FarmError):
+    """BuildKit ran and a step failed."""
+
+
+class RepairFailed(FarmError):
+    """auditwheel could not repair the wheel, or the result breaks the target's rules."""
+
+
+class SmokeFailed(FarmError):
+    """The wheel was installed and a check failed."""
+
+
+class InstallFailed(FarmError):
+    """The wheel could not be installed back from the index, or came back different."""
+
+
+class RegistryError(FarmError):
+    """The registry answered, and the answer means publishing cannot go on."""
+
+
+class CredentialsRejected(RegistryError):
+    """401 or 403: the credentials are wrong or lack the right to do this."""
+
+
+class FileExists(RegistryError):
+    """400 or 409 to an upload: usually the file name is taken; the index tells for sure."""
+
+
+class PublishRefused(FarmError):
+    """The wheel must not be published as it is (no smoke pass, name taken by other bytes)."""
+
+
+class StateLocked(EnvironmentProblem):
+    """Another farm run holds the state directory."""
+
+
+class StackError(UsageError):
+    """A stack's packages are wrong: a checksum that does not match, a piece missing."""
 
 
 class TimedOut(FarmError):

@@ -21,7 +21,7 @@ from packaging.utils import parse_wheel_filename
 
 from farm.credentials import Credentials
 from farm.engine import Engine
-from farm.errors import FarmError, host_faults
+from farm.errors import InstallFailed, host_faults
 from farm.models import Target
 from farm.network import ca_bundle
 from farm.process import register_secret
@@ -42,10 +42,6 @@ for wheel in /tmp/farm-dl/*.whl; do echo "farm-sha256 $(sha256sum "$wheel")"; do
 
 # A virtual environment, one download and one install; slow indexes and QEMU included.
 INSTALL_TIMEOUT_S = 1800.0
-
-
-class InstallFailed(FarmError):
-    """The wheel could not be installed back from the index, or came back different."""
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -23,15 +23,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from farm.errors import CorruptRecord, EnvironmentProblem
+from farm.errors import CorruptRecord, StateLocked
 
 LEDGER_SCHEMA_VERSION = 1
 STAGES = ("build", "repair", "inspect", "smoke", "publish", "install")
 PER_REGISTRY = frozenset({"publish", "install"})
-
-
-class StateLocked(EnvironmentProblem):
-    """Another farm run holds the state directory."""
 
 
 @dataclass(kw_only=True)

@@ -31,14 +31,14 @@ from packaging.version import InvalidVersion, Version
 
 from farm.catalog import Catalog
 from farm.compat import violations
-from farm.errors import CorruptRecord, FarmError
+from farm.errors import CorruptRecord, FarmError, RegistryError
 from farm.ledger import Ledger
 from farm.models import Recipe
 from farm.network import ca_bundle
 from farm.plan import BuildJob, plan_job
 from farm.process import capture
 from farm.resources import BuilderResources
-from farm.simpleindex import RegistryError, TransientFailure, project_files
+from farm.simpleindex import TransientFailure, project_files
 
 NIGHTLY_SCHEMA_VERSION = 1
 PYPI_JSON = "https://pypi.org/pypi/{project}/json"

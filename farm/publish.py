@@ -49,7 +49,13 @@ from packaging.utils import parse_wheel_filename
 
 from farm.credentials import Credentials
 from farm.devpi import ensure_index
-from farm.errors import FarmError, WheelRejected
+from farm.errors import (
+    CredentialsRejected,
+    FileExists,
+    PublishRefused,
+    RegistryError,
+    WheelRejected,
+)
 from farm.inspect import inspect_wheel
 from farm.ledger import LedgerEntry
 from farm.models import Target
@@ -60,8 +66,6 @@ from farm.records import write_record
 from farm.registries import DevpiRegistry, GitlabRegistry, IndexLocation, Profile
 from farm.simpleindex import (
     CHUNK,
-    CredentialsRejected,
-    RegistryError,
     RemoteFile,
     TransientFailure,
     download_sha256,
@@ -87,14 +91,6 @@ GITLAB_PYPI_VERSION = re.compile(
     )\Z""",
     re.VERBOSE | re.IGNORECASE,
 )
-
-
-class FileExists(RegistryError):
-    """400 or 409 to an upload: usually the file name is taken; the index tells for sure."""
-
-
-class PublishRefused(FarmError):
-    """The wheel must not be published as it is (no smoke pass, name taken by other bytes)."""
 
 
 @dataclass(frozen=True, kw_only=True)

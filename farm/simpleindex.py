@@ -25,21 +25,13 @@ from typing import Any
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
 from farm.credentials import Credentials
-from farm.errors import FarmError
+from farm.errors import CredentialsRejected, RegistryError
 from farm.network import ca_bundle
 
 # PEP 691: ask for JSON, accept HTML (PEP 503) from servers that only speak that.
 ACCEPT = "application/vnd.pypi.simple.v1+json, text/html;q=0.2"
 CHUNK = 1 << 20
 TRANSIENT_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
-
-
-class RegistryError(FarmError):
-    """The registry answered, and the answer means publishing cannot go on."""
-
-
-class CredentialsRejected(RegistryError):
-    """401 or 403: the credentials are wrong or lack the right to do this."""
 
 
 class TransientFailure(Exception):

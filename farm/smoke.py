@@ -28,7 +28,7 @@ from typing import Any, Literal
 from farm import __version__
 from farm.catalog import Catalog, wheel_distribution
 from farm.engine import BuildRequest, Engine, image_exists
-from farm.errors import FarmError, UsageError, host_faults
+from farm.errors import SmokeFailed, UsageError, host_faults
 from farm.models import OnnxruntimeSmoke, PythonSmoke, Smoke, Target
 from farm.network import network_secrets, proxy_build_args
 from farm.records import write_record
@@ -48,10 +48,6 @@ MODEL_B = [0.1, -0.2, 0.3, -0.4]
 DeviceMode = Literal["auto", "on", "off"]
 # L4T writes its release here; its presence is how a host says it is a Jetson.
 JETSON_RELEASE_FILE = Path("/etc/nv_tegra_release")
-
-
-class SmokeFailed(FarmError):
-    """The wheel was installed and a check failed."""
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -22,8 +22,8 @@ import tarfile
 from pathlib import Path, PurePosixPath
 from urllib.parse import urlsplit
 
-from farm.cudastack import Progress, StackError, download_path, fetch, fetch_url, unpack
-from farm.errors import CatalogError
+from farm.cudastack import Progress, download_path, fetch, fetch_url, unpack
+from farm.errors import CatalogError, StackError
 from farm.models import ArchiveSource, PatchArchive, Recipe, StackPackage
 
 SOURCE_ARCHIVE = "source.tar"

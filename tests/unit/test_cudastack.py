@@ -15,7 +15,6 @@ from typing import ClassVar
 import pytest
 
 from farm.cudastack import (
-    StackError,
     add_unversioned_links,
     check_toolkit,
     destination,
@@ -23,7 +22,7 @@ from farm.cudastack import (
     lay_out,
     nvcc_profile,
 )
-from farm.errors import EXIT_ENVIRONMENT, EXIT_USAGE, EnvironmentProblem
+from farm.errors import EXIT_ENVIRONMENT, EXIT_USAGE, EnvironmentProblem, StackError
 from farm.models import CudaStack, StackPackage
 
 TARGET = "targets/sbsa-linux"

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from farm.errors import CorruptRecord
-from farm.ledger import Ledger, StateLocked
+from farm.errors import CorruptRecord, StateLocked
+from farm.ledger import Ledger
 from tests.conftest import demo_ledger_entry
 
 _ENTRY = demo_ledger_entry().to_json()

@@ -12,10 +12,16 @@ import pytest
 
 from farm.catalog import Catalog
 from farm.credentials import Credentials
-from farm.errors import EXIT_USAGE, UsageError, WheelRejected
+from farm.errors import (
+    EXIT_USAGE,
+    CredentialsRejected,
+    PublishRefused,
+    RegistryError,
+    UsageError,
+    WheelRejected,
+)
 from farm.publish import (
     GITLAB_PYPI_VERSION,
-    PublishRefused,
     PublishRequest,
     RetryPolicy,
     _classify,
@@ -26,13 +32,7 @@ from farm.publish import (
     validate_wheel,
 )
 from farm.registries import GitlabRegistry, IndexLocation, PypiserverRegistry
-from farm.simpleindex import (
-    CredentialsRejected,
-    RegistryError,
-    RemoteFile,
-    _from_html,
-    _from_json,
-)
+from farm.simpleindex import RemoteFile, _from_html, _from_json
 from farm.wheelfile import with_build_number
 from tests.registries.wheels import EM_AARCH64, EM_X86_64, elf, make_wheel
 

@@ -9,8 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from farm.cudastack import StackError
-from farm.errors import EnvironmentProblem
+from farm.errors import EnvironmentProblem, StackError
 from farm.models import ArchiveSource, Recipe
 from farm.sources import SOURCE_ARCHIVE, prepare_context, source_digest
 
