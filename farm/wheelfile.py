@@ -8,10 +8,13 @@ line (RECORD regenerated). Installers prefer the higher build number of
 the same version. The rewrite goes through :mod:`farm.wheelzip`, the same
 normal form as every wheel the farm hands on: the same wheel and number
 always give the same bytes, so a rerun recognises its own earlier upload.
+
+It also reads the requirements a wheel declares, which the smoke stage plans from.
 """
 
 from __future__ import annotations
 
+import email.parser
 import zipfile
 from pathlib import Path
 
@@ -26,6 +29,19 @@ def split_name(filename: str) -> tuple[str, str, int, str]:
     name, version, build, _ = parse_wheel_filename(filename)
     tag_text = filename[: -len(".whl")].rsplit("-", 3)[1:]
     return str(name), str(version), build[0] if build else 0, "-".join(tag_text)
+
+
+def requires_dist(wheel: Path) -> tuple[str, ...]:
+    """The ``Requires-Dist`` lines of a wheel's ``.dist-info/METADATA``."""
+    try:
+        with zipfile.ZipFile(wheel) as archive:
+            names = [n for n in archive.namelist() if n.endswith(".dist-info/METADATA")]
+            text = archive.read(names[0]).decode("utf-8", errors="replace") if names else None
+    except zipfile.BadZipFile as exc:
+        raise UsageError(f"{wheel.name}: not a wheel: {exc}") from exc
+    if text is None:
+        raise UsageError(f"{wheel.name}: not a wheel: no .dist-info/METADATA")
+    return tuple(email.parser.HeaderParser().parsestr(text).get_all("Requires-Dist") or ())
 
 
 def same_release(a: str, b: str) -> bool:
