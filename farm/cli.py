@@ -539,10 +539,14 @@ def _report_smoke(report: SmokeReport, as_json: bool) -> int:
         console.print_json(report.to_json())
     else:
         for check in report.checks:
-            console.print_check(
-                "ok" if check["ok"] else "fail", check["name"], check["detail"], None
-            )
+            console.print_check(_check_status(check), check["name"], check["detail"], None)
     return _smoke_verdict(report)
+
+
+def _check_status(check: dict[str, Any]) -> str:
+    if check.get("skipped"):
+        return "skip"
+    return "ok" if check["ok"] else "fail"
 
 
 def _smoke_verdict(report: SmokeReport) -> int:

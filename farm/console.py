@@ -65,7 +65,12 @@ def print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[str]
     stdout.print(table)
 
 
-_MARKS = {"ok": "[green]ok  [/]", "warn": "[yellow]warn[/]", "fail": "[bold red]FAIL[/]"}
+_MARKS = {
+    "ok": "[green]ok  [/]",
+    "warn": "[yellow]warn[/]",
+    "fail": "[bold red]FAIL[/]",
+    "skip": "[dim]skip[/]",
+}
 
 
 def print_check(status: str, name: str, detail: str, fix: str | None) -> None:

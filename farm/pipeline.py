@@ -12,7 +12,6 @@ the index already holds its file name with other content.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -33,7 +32,7 @@ from farm.publish import PublishRequest, RetryPolicy, publish_wheel, sha256_of
 from farm.records import write_record
 from farm.registries import IndexLocation, Profile
 from farm.repair import run_repair
-from farm.smoke import expected_providers, run_smoke
+from farm.smoke import check_definition, expected_providers, run_smoke
 from farm.wheelzip import content_digest
 
 PIPELINE_SCHEMA_VERSION = 1
@@ -351,8 +350,7 @@ class Runner:
 
     def _smoke_check_digest(self) -> str:
         """The smoke test's definition: a changed test must run again on the same bytes."""
-        smoke = self.job.spec.recipe.smoke
-        return hashlib.sha256(smoke.model_dump_json().encode()).hexdigest()
+        return check_definition(self.job.spec.recipe.smoke)
 
     def _smoke(self, wheel: Path) -> None:
         if self._smoke_current(wheel):

@@ -1,13 +1,15 @@
 """The smoke stage: install a wheel in a fresh target container and prove it works.
 
 An environment image per (target, wheel, dependencies) is built through
-BuildKit: the target's base image, a clean virtual environment, the wheel
-installed with its dependencies from the index (through the CA/proxy
-passthrough). It is tagged by that content, so a second smoke run of the same
-wheel only starts a container. The check itself always runs, in a fresh
-``docker run --rm`` container of the target platform (QEMU on x86_64), with
-the check script and model mounted read-only. Checks report one JSON line;
-any failed check fails the stage and is named.
+BuildKit: the target's base image, clean virtual environments, the wheel
+installed in each with its dependencies from the index (through the CA/proxy
+passthrough). An onnxruntime wheel gets one venv per NumPy major that applies
+(farm.smoke_numpy decides which). The image is tagged by that content, so a
+second smoke run of the same wheel only starts containers. The check itself
+always runs, once per venv, in a fresh ``docker run --rm`` container of the
+target platform (QEMU on x86_64), with the check script and model mounted
+read-only, each bounded by the timeout. Checks report one JSON line; any
+failed check fails the stage and is named.
 """
 
 from __future__ import annotations
@@ -34,8 +36,11 @@ from farm.network import network_secrets, proxy_build_args
 from farm.records import write_record
 from farm.render import environment
 from farm.runner import EngineRunner
+from farm.smoke_numpy import MAJORS, PYTHONS_OF_MAJOR, NumpyMajor, numpy_majors, runnable
+from farm.wheelfile import requires_dist
 
 VENV = "/opt/farm/smoke"
+CHECK_SCRIPTS = ("onnxruntime_check.py", "python_check.py")  # in farm/smoke_checks
 # The check in its container: an import and one inference, minutes under QEMU at most.
 CHECK_TIMEOUT_S = 900.0
 # The model's constants: X [2,3] @ W [3,4] + B [4], then Relu.
@@ -176,19 +181,52 @@ def wheel_providers(catalog: Catalog, wheel_name: str, target: Target) -> tuple[
     return expected_providers(find_smoke(catalog, wheel_name), target)
 
 
-def smoke_requirements(smoke: Smoke) -> tuple[str, ...]:
-    return ("numpy",) if isinstance(smoke, OnnxruntimeSmoke) else ()
+@dataclass(frozen=True, kw_only=True)
+class SmokeEnvironment:
+    """A virtual environment of the smoke image; the check runs once in each."""
+
+    venv: str
+    requirements: tuple[str, ...] = ()  # installed with the wheel
+    numpy: NumpyMajor | None = None  # the NumPy major it holds, for an onnxruntime wheel
 
 
-def environment_tag(wheel: Path, target: Target, python: str, smoke: Smoke) -> str:
+@dataclass(frozen=True, kw_only=True)
+class SmokePlan:
+    """Where a wheel's check runs: its environments, the first with the full check."""
+
+    environments: tuple[SmokeEnvironment, ...]
+    skipped: tuple[NumpyMajor, ...] = ()  # NumPy majors that do not apply, with why
+
+
+def plan_smoke(wheel: Path, target: Target, python: str, smoke: Smoke) -> SmokePlan:
+    """One environment for a Python check; one per NumPy major that applies for onnxruntime."""
+    if isinstance(smoke, PythonSmoke):
+        return SmokePlan(environments=(SmokeEnvironment(venv=VENV),))
+    majors = numpy_majors(python, target.arch, requires_dist(wheel))
+    if not runnable(majors):
+        reasons = "; ".join(major.skipped for major in majors)
+        raise SmokeFailed(f"check numpy: no NumPy release can run {wheel.name}: {reasons}")
+    return SmokePlan(
+        environments=tuple(
+            SmokeEnvironment(
+                venv=f"{VENV}-numpy{major.major}", requirements=(major.requirement,), numpy=major
+            )
+            for major in runnable(majors)
+        ),
+        skipped=tuple(major for major in majors if major.skipped),
+    )
+
+
+def environment_tag(wheel: Path, target: Target, python: str, plan: SmokePlan) -> str:
     digest = hashlib.sha256()
-    for part in (__version__, target.base_image.pinned, python, *smoke_requirements(smoke)):
+    venvs = [part for env in plan.environments for part in (env.venv, *env.requirements)]
+    for part in (__version__, target.base_image.pinned, python, *venvs):
         digest.update(part.encode() + b"\0")
     digest.update(hashlib.sha256(wheel.read_bytes()).digest())
     return f"farm.local/smoke-{target.name}:{digest.hexdigest()[:16]}"
 
 
-def render_environment(wheel_name: str, target: Target, python: str, smoke: Smoke) -> str:
+def render_environment(wheel_name: str, target: Target, python: str, plan: SmokePlan) -> str:
     template = environment().get_template("smoke.Dockerfile.j2")
     return template.render(
         farm_version=__version__,
@@ -197,8 +235,7 @@ def render_environment(wheel_name: str, target: Target, python: str, smoke: Smok
         target=target,
         base_image=target.base_image.pinned,
         python=python,
-        venv=VENV,
-        requirements=smoke_requirements(smoke),
+        environments=plan.environments,
     )
 
 
@@ -226,10 +263,25 @@ def host_details(target: Target) -> dict[str, Any]:
     }
 
 
+def check_argvs(
+    smoke: Smoke, plan: SmokePlan, device: DeviceMode, expect_providers: Sequence[str]
+) -> list[list[str]]:
+    """The check's command in each environment: the full check in the first, then the
+    checks that depend on NumPy (import, session, inference) in the others."""
+    return [
+        check_argv(smoke, env, device, expect_providers, "full" if index == 0 else "inference")
+        for index, env in enumerate(plan.environments)
+    ]
+
+
 def check_argv(
-    smoke: Smoke, target: Target, device: DeviceMode, expect_providers: Sequence[str]
+    smoke: Smoke,
+    env: SmokeEnvironment,
+    device: DeviceMode,
+    expect_providers: Sequence[str],
+    scope: str,
 ) -> list[str]:
-    python = f"{VENV}/bin/python"
+    python = f"{env.venv}/bin/python"
     if isinstance(smoke, PythonSmoke):
         return [python, "/farm/check/python_check.py", smoke.module, "/farm/check/script.py"]
     return [
@@ -240,6 +292,8 @@ def check_argv(
         device,
         json.dumps(MODEL_W),
         json.dumps(MODEL_B),
+        env.numpy.label if env.numpy else "numpy",
+        scope,
     ]
 
 
@@ -258,7 +312,8 @@ def run_smoke(
 ) -> SmokeReport:
     started = time.monotonic()
     device = host_device(target, device)
-    tag = environment_tag(wheel, target, python, smoke)
+    plan = plan_smoke(wheel, target, python, smoke)
+    tag = environment_tag(wheel, target, python, plan)
     state = "cached"
     stem = record_dir / f"smoke-{target.name}"
     with (
@@ -274,17 +329,17 @@ def run_smoke(
             script_path=stem.with_name(f"{stem.name}.sh"),
         ) as runner:
             if not image_exists(engine, tag):
-                _build_environment(wheel, target, python, smoke, runner, tag)
+                _build_environment(wheel, target, python, plan, runner, tag)
                 state = "built"
             _write_check_files(Path(scratch), smoke)
-            result = runner.container(
-                tag,
-                check_argv(smoke, target, device, expect_providers),
-                platform=target.platform,
-                options=["-v", f"{scratch}:/farm/check:ro", *_device_args(device)],
-                timeout=timeout,
-            )
-        report = _report(wheel, target, result.output, state, time.monotonic() - started)
+            options = ["-v", f"{scratch}:/farm/check:ro", *_device_args(device)]
+            outputs = [
+                runner.container(
+                    tag, argv, platform=target.platform, options=options, timeout=timeout
+                ).output
+                for argv in check_argvs(smoke, plan, device, expect_providers)
+            ]
+        report = _report(wheel, target, plan, outputs, state, time.monotonic() - started)
         write_record(
             stem.with_name(f"{stem.name}.json"),
             "smoke",
@@ -300,9 +355,20 @@ def _device_args(device: DeviceMode) -> list[str]:
     return [] if device == "off" else ["--runtime", "nvidia"]
 
 
+def check_definition(smoke: Smoke) -> str:
+    """A digest of what the smoke test checks: the recipe's smoke test, the check scripts and
+    the NumPy majors they run under. A passed result for the same bytes holds while it does."""
+    digest = hashlib.sha256(smoke.model_dump_json().encode())
+    package = resources.files("farm.smoke_checks")
+    for name in CHECK_SCRIPTS:
+        digest.update(package.joinpath(name).read_bytes())
+    digest.update(repr((MAJORS, sorted(PYTHONS_OF_MAJOR.items()))).encode())
+    return digest.hexdigest()
+
+
 def _write_check_files(directory: Path, smoke: Smoke) -> None:
     package = resources.files("farm.smoke_checks")
-    for name in ("onnxruntime_check.py", "python_check.py"):
+    for name in CHECK_SCRIPTS:
         (directory / name).write_text(package.joinpath(name).read_text(encoding="utf-8"))
     (directory / "model.onnx").write_bytes(onnx_model())
     if isinstance(smoke, PythonSmoke):
@@ -313,13 +379,13 @@ def _write_check_files(directory: Path, smoke: Smoke) -> None:
 
 
 def _build_environment(
-    wheel: Path, target: Target, python: str, smoke: Smoke, runner: EngineRunner, tag: str
+    wheel: Path, target: Target, python: str, plan: SmokePlan, runner: EngineRunner, tag: str
 ) -> None:
     with tempfile.TemporaryDirectory(prefix="farm-smoke-env-") as scratch:
         context = Path(scratch)
         (context / "wheels").mkdir()
         shutil.copy2(wheel, context / "wheels" / wheel.name)
-        (context / "Dockerfile").write_text(render_environment(wheel.name, target, python, smoke))
+        (context / "Dockerfile").write_text(render_environment(wheel.name, target, python, plan))
         request = BuildRequest(
             dockerfile=context / "Dockerfile",
             context=context,
@@ -338,20 +404,57 @@ def _build_environment(
         )
 
 
-def _report(wheel: Path, target: Target, output: str, state: str, duration: float) -> SmokeReport:
-    lines = [line for line in output.splitlines() if line.startswith("{")]
-    try:
-        data = json.loads(lines[-1])
-    except (IndexError, ValueError):
-        last = output.strip().splitlines()[-1:] or ["no output"]
-        data = {"checks": [{"name": "run", "ok": False, "detail": last[0]}], "info": {}}
-    checks = data.get("checks") or [{"name": "run", "ok": False, "detail": "no checks ran"}]
+def _report(
+    wheel: Path,
+    target: Target,
+    plan: SmokePlan,
+    outputs: Sequence[str],
+    state: str,
+    duration: float,
+) -> SmokeReport:
+    results = [_check_result(out, env) for out, env in zip(outputs, plan.environments, strict=True)]
+    checks = [check for result in results for check in result["checks"]]
+    checks += [
+        {"name": major.label, "ok": True, "skipped": True, "detail": f"not run: {major.skipped}"}
+        for major in plan.skipped
+    ]
     return SmokeReport(
         wheel=wheel.name,
         target=target.name,
         passed=all(check["ok"] for check in checks),
         checks=checks,
-        info=data.get("info", {}),
+        info=_merged_info(results, plan),
         environment=state,
         duration_s=duration,
     )
+
+
+def _check_result(output: str, env: SmokeEnvironment) -> dict[str, Any]:
+    """The check's JSON line from one environment; a failed "run" check when it has none
+    (the interpreter crashed: a NumPy 1 extension under NumPy 2 may end in SIGSEGV)."""
+    run = f"run {env.numpy.label}" if env.numpy else "run"
+    lines = [line for line in output.splitlines() if line.startswith("{")]
+    data: dict[str, Any]
+    try:
+        data = json.loads(lines[-1])
+    except (IndexError, ValueError):
+        last = output.strip().splitlines()[-1:] or ["no output"]
+        data = {"checks": [{"name": run, "ok": False, "detail": last[0]}], "info": {}}
+    data["checks"] = data.get("checks") or [{"name": run, "ok": False, "detail": "no checks ran"}]
+    return data
+
+
+def _merged_info(results: Sequence[dict[str, Any]], plan: SmokePlan) -> dict[str, Any]:
+    """Each environment's info, the first's (the full check) winning, and every NumPy."""
+    info: dict[str, Any] = {}
+    for result in reversed(results):
+        info.update(result.get("info", {}))
+    numpy = {
+        env.numpy.series: result.get("info", {}).get("numpy", "not imported")
+        for result, env in zip(results, plan.environments, strict=True)
+        if env.numpy is not None
+    }
+    numpy.update({major.series: f"not run: {major.skipped}" for major in plan.skipped})
+    if numpy:
+        info["numpy"] = numpy
+    return info

@@ -71,6 +71,8 @@ def onnxruntime_aarch64_wheel(version: str, python: str) -> Path:
                 "--only-binary=:all:",
                 "--platform",
                 "manylinux_2_28_aarch64",
+                "--platform",
+                "manylinux2014_aarch64",  # older releases (1.16) are manylinux2014 only
                 "--python-version",
                 python,
                 f"onnxruntime=={version}",

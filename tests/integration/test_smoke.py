@@ -80,10 +80,35 @@ def test_pypi_onnxruntime_runs_real_inference_under_qemu(
     )
     assert result.returncode == 0, result.stdout + result.stderr[-2000:]
     report = json.loads(result.stdout)
+    # Python 3.11 has both NumPy majors: the inference runs under the newest of each.
+    numpy = report["info"]["numpy"]
+    assert numpy["2.x"].startswith("2.") and numpy["1.x"].startswith("1.26."), numpy
     checks = {c["name"]: c for c in report["checks"]}
-    assert checks["result"]["ok"] and "against numpy" in checks["result"]["detail"]
+    for version in numpy.values():
+        inference = checks[f"inference numpy {version}"]
+        assert inference["ok"] and "against numpy" in inference["detail"]
     assert report["info"]["version"] == "1.31.1"
     assert report["info"]["session_providers"] == ["CPUExecutionProvider"]
+
+
+def test_a_wheel_built_for_numpy_1_fails_under_numpy_2_and_names_it(tmp_path: Path) -> None:
+    # onnxruntime 1.16 predates NumPy 2: its extension loads, NumPy warns, and its first
+    # array call crashes the interpreter (as 1.23.0's Jetson wheels did, onnxruntime#27562).
+    wheel = onnxruntime_aarch64_wheel("1.16.3", "3.11")
+    result = run_farm(
+        "smoke", str(wheel), "--target", "bookworm-arm64", "--json", "--output-dir", str(tmp_path)
+    )
+    assert result.returncode == 1, result.stdout + result.stderr[-2000:]
+    report = json.loads(result.stdout)
+    numpy = report["info"]["numpy"]
+    error = [line for line in result.stderr.splitlines() if line.startswith("farm: error:")]
+    assert error == [
+        f"farm: error: smoke check import numpy {numpy['2.x']} failed on bookworm-arm64: "
+        f"onnxruntime 1.16.3 was compiled using NumPy 1.x and cannot be run in NumPy "
+        f"{numpy['2.x']} (NumPy: it may crash)"
+    ]
+    checks = {c["name"]: c["ok"] for c in report["checks"]}
+    assert checks[f"inference numpy {numpy['1.x']}"] is True
 
 
 def test_missing_provider_fails(ort_cpu_wheel: Path, tmp_path: Path) -> None:

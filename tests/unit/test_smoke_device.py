@@ -8,7 +8,8 @@ import pytest
 
 from farm import smoke
 from farm.catalog import Catalog
-from farm.smoke import DeviceMode, check_argv, host_device
+from farm.smoke import VENV, DeviceMode, SmokeEnvironment, SmokePlan, check_argvs, host_device
+from farm.smoke_numpy import NumpyMajor
 
 
 @pytest.fixture
@@ -51,7 +52,17 @@ def test_the_nvidia_runtime_is_asked_for_unless_the_device_is_off() -> None:
 
 
 def test_the_check_is_told_the_device_mode(catalog: Catalog) -> None:
-    target = catalog.targets["jetpack6"].model
     recipe = catalog.recipes["onnxruntime-gpu"].model
-    argv = check_argv(recipe.smoke, target, "auto", ["CUDAExecutionProvider"])
-    assert argv[2:5] == ["/farm/check/model.onnx", "CUDAExecutionProvider", "auto"]
+    plan = SmokePlan(
+        environments=tuple(
+            SmokeEnvironment(venv=f"{VENV}-numpy{n}", numpy=NumpyMajor(major=n)) for n in (2, 1)
+        )
+    )
+    argvs = check_argvs(recipe.smoke, plan, "auto", ["CUDAExecutionProvider"])
+    for argv in argvs:
+        assert argv[2:5] == ["/farm/check/model.onnx", "CUDAExecutionProvider", "auto"]
+    # The full check under the newest major; only what depends on NumPy under the other.
+    assert [(argv[0], argv[-2:]) for argv in argvs] == [
+        (f"{VENV}-numpy2/bin/python", ["numpy 2.x", "full"]),
+        (f"{VENV}-numpy1/bin/python", ["numpy 1.x", "inference"]),
+    ]
