@@ -67,7 +67,7 @@ class SmokeReport:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "schema_version": 1,
+            "schema_version": 2,  # 2: checks named per NumPy major, "skipped" checks
             "wheel": self.wheel,
             "target": self.target,
             "passed": self.passed,
