@@ -164,8 +164,7 @@ def _written(out_root: Path) -> dict[str, Path]:
 
 def _report_build(result: PipelineResult, as_json: bool, duration_s: float) -> int:
     entry = result.entry
-    built = (entry.stage("build") or {}).get("wheel")
-    repaired = (entry.stage("repair") or {}).get("wheel")
+    built, repaired = entry.wheel("build"), entry.wheel("repair")
     if as_json:
         console.print_json(
             {

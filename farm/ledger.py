@@ -21,13 +21,55 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from farm.errors import CorruptRecord, StateLocked
 
 LEDGER_SCHEMA_VERSION = 1
 STAGES = ("build", "repair", "inspect", "smoke", "publish", "install")
 PER_REGISTRY = frozenset({"publish", "install"})
+
+
+class StageRecord(BaseModel):
+    """One stage's result for one build key (and registry), as the ledger keeps it.
+
+    Every field a stage may record is named here; an unknown one is an error,
+    so what the runner writes and what readers expect cannot drift apart.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+    result: Literal["passed", "failed"]
+    duration_s: float
+    finished_at: str | None = None
+    error: str | None = None  # a failed stage's message
+    summary: str | None = None  # one line for people
+    wheel: str | None = None  # the stage's output (build, repair) or what it published
+    sha256: str | None = None  # of the wheel the stage judged or produced
+    size: int | None = None
+    size_before: int | None = None
+    log: str | None = None
+    toolchain: dict[str, str] | None = None  # build: compilers' --version lines
+    provenance: dict[str, Any] | None = None  # repair: the record stamped into the wheel
+    content_digest: str | None = None  # repair: the files, whatever the build number
+    check: str | None = None  # smoke: digest of the test's definition
+    url: str | None = None  # publish: where the file is
+    index: str | None = None  # publish: the simple index it is listed in
+
+    def to_json(self) -> dict[str, Any]:
+        return self.model_dump(exclude_none=True)
+
+
+_NUMBER = {"duration_s"}  # JSON has one number type: an int here is a float
+
+
+def parse_stage(data: Any) -> StageRecord:
+    """A stage result read back from JSON; ValidationError when it is not one."""
+    if isinstance(data, dict):
+        data = {k: float(v) if k in _NUMBER and type(v) is int else v for k, v in data.items()}
+    return StageRecord.model_validate(data)
 
 
 @dataclass(kw_only=True)
@@ -39,22 +81,28 @@ class LedgerEntry:
     target: str
     python: str
     job_dir: str
+    # stage -> result; publish and install: stage -> registry -> result
     stages: dict[str, Any] = field(default_factory=dict)
 
-    def stage(self, name: str, registry: str | None = None) -> dict[str, Any] | None:
+    def stage(self, name: str, registry: str | None = None) -> StageRecord | None:
         found = self.stages.get(name)
         if registry is not None and isinstance(found, dict):
             found = found.get(registry)
-        return found if isinstance(found, dict) else None
+        return found if isinstance(found, StageRecord) else None
+
+    def wheel(self, name: str) -> str | None:
+        """The wheel a stage recorded (build, repair), if any."""
+        found = self.stage(name)
+        return found.wheel if found is not None else None
 
     def passed(self, name: str, registry: str | None = None) -> bool:
         found = self.stage(name, registry)
-        return found is not None and found.get("result") == "passed"
+        return found is not None and found.result == "passed"
 
     def record(
         self,
         name: str,
-        result: str,
+        result: Literal["passed", "failed"],
         duration_s: float,
         registry: str | None = None,
         *,
@@ -62,12 +110,12 @@ class LedgerEntry:
         **details: Any,
     ) -> None:
         """Record a stage's result; ``invalidate`` drops the later stages' now stale results."""
-        entry = {
-            "result": result,
-            "duration_s": round(duration_s, 2),
-            "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        entry = StageRecord(
+            result=result,
+            duration_s=round(float(duration_s), 2),
+            finished_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             **details,
-        }
+        )
         if name in PER_REGISTRY:
             if registry is None:
                 raise ValueError(f"stage {name} is kept per registry")
@@ -91,7 +139,12 @@ class LedgerEntry:
             "target": self.target,
             "python": self.python,
             "job_dir": self.job_dir,
-            "stages": self.stages,
+            "stages": {
+                stage: found.to_json()
+                if isinstance(found, StageRecord)
+                else {registry: record.to_json() for registry, record in found.items()}
+                for stage, found in self.stages.items()
+            },
         }
 
 
@@ -159,14 +212,6 @@ class LedgerScan:
 
 
 _TEXT_FIELDS = ("build_key", "package", "distribution", "version", "target", "python", "job_dir")
-# The fields of a stage's result as record() writes them: their types, and whether required.
-_RESULT_FIELDS: dict[str, tuple[tuple[type, ...], bool]] = {
-    "result": ((str,), True),
-    "duration_s": ((int, float), True),
-    "wheel": ((str,), False),
-    "sha256": ((str,), False),
-    "size": ((int,), False),
-}
 
 
 def read_entry(path: Path) -> LedgerEntry:
@@ -181,7 +226,11 @@ def read_entry(path: Path) -> LedgerEntry:
     if problem is not None:
         raise CorruptRecord(path, problem)
     fields = {name: data[name] for name in _TEXT_FIELDS}
-    return LedgerEntry(**fields, stages=data.get("stages", {}))
+    try:
+        stages = _read_stages(data.get("stages", {}))
+    except _BadStage as bad:
+        raise CorruptRecord(path, str(bad)) from None
+    return LedgerEntry(**fields, stages=stages)
 
 
 def _entry_problem(data: Any) -> str | None:
@@ -193,30 +242,39 @@ def _entry_problem(data: Any) -> str | None:
     for name in _TEXT_FIELDS:
         if not isinstance(data.get(name), str):
             return f"{name}: missing or not a string"
-    return _stages_problem(data.get("stages", {}))
-
-
-def _stages_problem(stages: Any) -> str | None:
-    if not isinstance(stages, dict):
+    if not isinstance(data.get("stages", {}), dict):
         return "stages: not an object"
+    return None
+
+
+class _BadStage(Exception):
+    """A stage result that is not a :class:`StageRecord`; the message names where."""
+
+
+def _read_stages(stages: dict[str, Any]) -> dict[str, Any]:
+    read: dict[str, Any] = {}
     for stage, recorded in stages.items():
-        per_registry = stage in PER_REGISTRY and isinstance(recorded, dict)
-        results = recorded.items() if per_registry else [(None, recorded)]
-        for registry, result in results:
-            problem = _result_problem(result)
-            if problem is not None:
-                return f"stages.{stage}{f'.{registry}' if registry else ''}{problem}"
-    return None
+        if stage in PER_REGISTRY and isinstance(recorded, dict) and "result" not in recorded:
+            read[stage] = {
+                registry: _read_result(f"stages.{stage}.{registry}", result)
+                for registry, result in recorded.items()
+            }
+        else:
+            read[stage] = _read_result(f"stages.{stage}", recorded)
+    return read
 
 
-def _result_problem(result: Any) -> str | None:
+def _read_result(where: str, result: Any) -> StageRecord:
     if not isinstance(result, dict):
-        return ": not an object"
-    for name, (kinds, required) in _RESULT_FIELDS.items():
-        if name not in result:
-            if required:
-                return f".{name}: missing"
-        elif not isinstance(result[name], kinds):
-            expected = " or ".join(kind.__name__ for kind in kinds)
-            return f".{name}: expected {expected}, found {type(result[name]).__name__}"
-    return None
+        raise _BadStage(f"{where}: not an object")
+    try:
+        return parse_stage(result)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        field_name = ".".join(str(part) for part in error["loc"])
+        found = (
+            "missing"
+            if error["type"] == "missing"
+            else (f"{error['msg'].lower()}, found {type(error.get('input')).__name__}")
+        )
+        raise _BadStage(f"{where}.{field_name}: {found}") from None

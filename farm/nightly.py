@@ -194,11 +194,13 @@ def mark_published(
         except CorruptRecord:
             continue  # not known to be published: its run says why and builds again
         published = entry.stage("publish", registry) if entry else None
-        if entry is None or published is None or published.get("result") != "passed":
+        if entry is None or published is None or published.result != "passed":
             continue
-        listed = lookup(entry.distribution, published["wheel"])
-        if listed.get(published["wheel"]) == published["sha256"]:
-            cell.state, cell.reason = "skip", f"{published['wheel']} is in {registry}"
+        if published.wheel is None:
+            continue  # a publish record without its file: not known to be there
+        listed = lookup(entry.distribution, published.wheel)
+        if listed.get(published.wheel) == published.sha256:
+            cell.state, cell.reason = "skip", f"{published.wheel} is in {registry}"
         else:
             cell.reason = f"recorded as published, but {registry} does not list it now"
 

@@ -242,22 +242,21 @@ class Runner:
         return self._hashes[key]
 
     def _recorded_wheel(self, stage: str) -> Path | None:
-        recorded = self.entry.stage(stage) or {}
-        return Path(recorded["wheel"]) if recorded.get("wheel") else None
+        recorded = self.entry.wheel(stage)
+        return Path(recorded) if recorded else None
 
     def _smoke_current(self, wheel: Path | None) -> bool:
         """A passed smoke result for these bytes, by the recipe's current smoke test."""
-        recorded = self.entry.stage("smoke") or {}
-        return recorded.get("check") == self._smoke_check_digest() and self._unchanged(
-            "smoke", wheel
-        )
+        recorded = self.entry.stage("smoke")
+        current = recorded is not None and recorded.check == self._smoke_check_digest()
+        return current and self._unchanged("smoke", wheel)
 
     def _unchanged(self, stage: str, path: Path | None, registry: str | None = None) -> bool:
         """Whether the ledger's passed result for ``stage`` still matches the file on disk."""
         recorded = self.entry.stage(stage, registry)
         if not self.entry.passed(stage, registry) or recorded is None or path is None:
             return False
-        return path.is_file() and recorded.get("sha256") == self._sha256(path)
+        return path.is_file() and recorded.sha256 == self._sha256(path)
 
     # --- stages ---------------------------------------------------------------------
 
@@ -313,9 +312,8 @@ class Runner:
                     self.job.spec.source_date_epoch,
                 )
             wheel = repaired.wheel
-            record = provenance_record(
-                self.job, (self.entry.stage("build") or {}).get("toolchain", {})
-            )
+            build = self.entry.stage("build")
+            record = provenance_record(self.job, (build.toolchain if build else None) or {})
             stamp_wheel(wheel, record, self.job.spec.source_date_epoch)
             size = wheel.stat().st_size
             details.update(

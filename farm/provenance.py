@@ -217,15 +217,15 @@ def _ledger_problems(wheel: Path, found: Mapping[str, Any], entry: LedgerEntry) 
     if repair is None or not entry.passed("repair"):
         return [f"the ledger entry of key {entry.build_key[:12]} has no passed repair"]
     problems = []
-    recorded = repair.get("provenance")
+    recorded = repair.provenance
     if recorded is None:
         problems.append("the ledger entry records no provenance (repaired by an older farm)")
     elif recorded != found:
         fields = sorted(k for k in {*recorded, *found} if recorded.get(k) != found.get(k))
         problems.append(f"provenance differs from the ledger's in: {', '.join(fields)}")
-    if repair.get("content_digest") != content_digest(wheel):
+    if repair.content_digest != content_digest(wheel):
         problems.append(f"the files in {wheel.name} are not those of the repaired wheel")
-    ours = Path(str(repair.get("wheel", ""))).name
+    ours = Path(repair.wheel or "").name
     renumbered = same_release(wheel.name, ours) and split_name(wheel.name)[2] > 0
     if wheel.name != ours and not renumbered:
         problems.append(f"{wheel.name} is neither {ours} nor a renumbered copy of it")

@@ -17,26 +17,22 @@ from typing import Any
 import jinja2
 
 from farm import __version__
-from farm.ledger import PER_REGISTRY, STAGES, Ledger, LedgerEntry
+from farm.ledger import PER_REGISTRY, STAGES, Ledger, LedgerEntry, StageRecord
 
 REPORT_SCHEMA_VERSION = 1
 
 
 def _cell(entry: LedgerEntry, stage: str) -> dict[str, Any] | None:
     recorded = entry.stages.get(stage)
-    if not isinstance(recorded, dict) or not recorded:
+    if isinstance(recorded, StageRecord):
+        return {"result": recorded.result, "duration_s": recorded.duration_s, "registries": []}
+    if stage not in PER_REGISTRY or not recorded:
         return None
-    if stage not in PER_REGISTRY:
-        return {
-            "result": recorded.get("result"),
-            "duration_s": recorded.get("duration_s", 0.0),
-            "registries": [],
-        }
-    results = [value for value in recorded.values() if isinstance(value, dict)]
-    failed = any(result.get("result") != "passed" for result in results)
+    results = list(recorded.values())
+    failed = any(result.result != "passed" for result in results)
     return {
         "result": "failed" if failed else "passed",
-        "duration_s": sum(result.get("duration_s", 0.0) for result in results),
+        "duration_s": sum(result.duration_s for result in results),
         "registries": sorted(recorded),
     }
 
@@ -56,8 +52,10 @@ def report_document(ledger: Ledger) -> dict[str, Any]:
     scan = ledger.scan()
     rows = []
     for entry in scan.entries:
-        repair = entry.stage("repair") or {}
-        wheel = repair.get("wheel") or (entry.stage("build") or {}).get("wheel")
+        repair = entry.stage("repair")
+        wheel = entry.wheel("repair") or entry.wheel("build")
+        size = repair.size if repair else None
+        provenance = repair.provenance if repair else None
         rows.append(
             {
                 "package": entry.package,
@@ -66,12 +64,10 @@ def report_document(ledger: Ledger) -> dict[str, Any]:
                 "python": entry.python,
                 "build_key": entry.build_key,
                 "wheel": Path(wheel).name if wheel else None,
-                "size": repair.get("size"),
-                "size_human": _human(repair.get("size")),
-                "provenance": repair.get("provenance"),
-                "provenance_file": _provenance_file(entry.build_key)
-                if repair.get("provenance")
-                else None,
+                "size": size,
+                "size_human": _human(size),
+                "provenance": provenance,
+                "provenance_file": _provenance_file(entry.build_key) if provenance else None,
                 "stages": {stage: _cell(entry, stage) for stage in STAGES},
             }
         )

@@ -60,7 +60,7 @@ def test_farm_report_names_a_damaged_ledger_file(tmp_path: Path, json_output: bo
         assert warning["file"] == str(damaged)
         assert (
             warning["problem"]
-            == "stages.publish.local.duration_s: expected int or float, found str"
+            == "stages.publish.local.duration_s: input should be a valid number, found str"
         )
     else:
         assert "bookworm-arm64" in result.stdout

@@ -26,10 +26,11 @@ def test_results_survive_a_round_trip(tmp_path: Path) -> None:
     assert again is not None
     assert again.passed("build") and again.passed("publish", "local")
     assert not again.passed("publish", "gitlab") and not again.passed("smoke")
-    assert again.stage("build") == {
+    build = again.stage("build")
+    assert build is not None and build.to_json() == {
         "result": "passed",
         "duration_s": 12.35,
-        "finished_at": again.stages["build"]["finished_at"],
+        "finished_at": build.finished_at,
         "wheel": "/out/w.whl",
         "sha256": "a" * 64,
     }
@@ -77,7 +78,7 @@ def test_per_registry_stages_need_a_registry() -> None:
         ),
         (
             json.dumps({**_ENTRY, "stages": {"publish": {"local": {**_PASSED, "wheel": 7}}}}),
-            "stages.publish.local.wheel: expected str, found int",
+            "stages.publish.local.wheel: input should be a valid string, found int",
         ),
     ],
 )
@@ -121,3 +122,15 @@ def test_a_second_run_on_the_same_state_directory_is_refused(tmp_path: Path) -> 
         holder.join(30)
     with Ledger(tmp_path).locked("farm build"):  # free again once the first run ended
         assert "farm build" in (tmp_path / "farm.lock").read_text()
+
+
+def test_a_stage_records_only_the_fields_its_model_names() -> None:
+    from pydantic import ValidationError
+
+    entry = demo_ledger_entry()
+    with pytest.raises(ValidationError, match="wheell"):
+        entry.record("build", "passed", 1.0, wheell="/out/w.whl")
+    entry.record("smoke", "passed", 2, sha256="c" * 64, check="d" * 64)
+    smoke = entry.stage("smoke")
+    assert smoke is not None and (smoke.duration_s, smoke.check) == (2.0, "d" * 64)
+    assert entry.stage("publish", "local") is None and entry.wheel("build") is None

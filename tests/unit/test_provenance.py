@@ -146,7 +146,7 @@ def test_a_wheel_that_is_not_the_entrys_is_refused_with_reasons(
     bare = make_wheel(tmp_path / "bare", "farm-demo", "0.1.0", payload=b"x", tag=TAG)
     assert provenance_matches(bare, entry) == [f"{bare.name} carries no {PROVENANCE_FILE}"]
     older = _entry(job, wheel, record)
-    del older.stages["repair"]["provenance"]
+    older.stages["repair"] = older.stages["repair"].model_copy(update={"provenance": None})
     assert provenance_matches(wheel, older) == [
         "the ledger entry records no provenance (repaired by an older farm)"
     ]
