@@ -38,6 +38,7 @@ from typing import IO, TYPE_CHECKING, Any
 from farm.credentials import Credentials
 from farm.errors import EnvironmentProblem, RegistryUnavailable
 from farm.process import register_secret, spawn
+from farm.process import stop as stop_process
 from farm.registries import PypiserverRegistry, RegistryConfig
 
 if TYPE_CHECKING:
@@ -197,7 +198,7 @@ class LocalRegistry:
             return 0  # how a foreground server is meant to end
         finally:
             self.stop()
-            process.poll()  # reap it: gone, not a zombie
+            stop_process(process)  # ended and reaped before farm returns, whatever stop() saw
         return process.returncode
 
     def _launch(
