@@ -22,6 +22,8 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from farm.schemas import SCHEMA_VERSIONS
+
 # Exit codes, in the spirit of sysexits(3) but few enough to remember.
 EXIT_OK = 0
 EXIT_FAILURE = 1  # a stage ran and failed
@@ -34,7 +36,7 @@ def signal_exit_code(signum: int) -> int:
     return 128 + signum
 
 
-ERROR_SCHEMA_VERSION = 1  # the --json document of a command that failed
+ERROR_SCHEMA_VERSION = SCHEMA_VERSIONS["error"]
 _KINDS = {EXIT_FAILURE: "failure", EXIT_USAGE: "usage", EXIT_ENVIRONMENT: "environment"}
 
 

@@ -24,8 +24,9 @@ from pathlib import Path
 from typing import Any
 
 from farm.errors import CorruptRecord, StateLocked
+from farm.schemas import SCHEMA_VERSIONS
 
-LEDGER_SCHEMA_VERSION = 1
+LEDGER_SCHEMA_VERSION = SCHEMA_VERSIONS["ledger"]
 STAGES = ("build", "repair", "inspect", "smoke", "publish", "install")
 PER_REGISTRY = frozenset({"publish", "install"})
 

@@ -34,10 +34,11 @@ from farm.publish import PublishRequest, RetryPolicy, publish_wheel, sha256_of
 from farm.records import write_record
 from farm.registries import IndexLocation, Profile
 from farm.repair import run_repair
+from farm.schemas import SCHEMA_VERSIONS
 from farm.smoke import expected_providers, run_smoke
 from farm.wheelzip import content_digest
 
-PIPELINE_SCHEMA_VERSION = 1
+PIPELINE_SCHEMA_VERSION = SCHEMA_VERSIONS["pipeline"]
 
 
 class Section(Protocol):

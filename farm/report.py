@@ -18,8 +18,9 @@ import jinja2
 
 from farm import __version__
 from farm.ledger import PER_REGISTRY, STAGES, Ledger, LedgerEntry
+from farm.schemas import SCHEMA_VERSIONS
 
-REPORT_SCHEMA_VERSION = 1
+REPORT_SCHEMA_VERSION = SCHEMA_VERSIONS["report"]
 
 
 def _cell(entry: LedgerEntry, stage: str) -> dict[str, Any] | None:

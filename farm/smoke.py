@@ -34,6 +34,7 @@ from farm.network import network_secrets, proxy_build_args
 from farm.records import write_record
 from farm.render import environment
 from farm.runner import EngineRunner
+from farm.schemas import SCHEMA_VERSIONS
 
 VENV = "/opt/farm/smoke"
 # The check in its container: an import and one inference, minutes under QEMU at most.
@@ -62,7 +63,7 @@ class SmokeReport:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "schema_version": 1,
+            "schema_version": SCHEMA_VERSIONS["smoke"],
             "wheel": self.wheel,
             "target": self.target,
             "passed": self.passed,
