@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from farm.cudastack import assemble, assemble_runtime, toolkit_tarball
+from farm.cudastack import DEFAULT_MIRRORS, Mirrors, assemble, assemble_runtime, toolkit_tarball
 from farm.engine import BuildRequest, Engine, image_exists
 from farm.errors import FarmError, host_faults
 from farm.models import BaseImage as ImageModel
@@ -76,26 +76,31 @@ class ImageSource:
     layers: tuple[Layer, ...] = ()  # empty: a registry image, pulled by BuildKit
 
 
-def target_image(target: Target, cache: Path) -> ImageSource:
-    return _image(target.name, target.platform, target.base_image, cache, target)
+def target_image(target: Target, cache: Path, mirrors: Mirrors = DEFAULT_MIRRORS) -> ImageSource:
+    return _image(target.name, target.platform, target.base_image, (cache, mirrors), target)
 
 
-def builder_image(target: Target, cache: Path) -> ImageSource | None:
+def builder_image(
+    target: Target, cache: Path, mirrors: Mirrors = DEFAULT_MIRRORS
+) -> ImageSource | None:
     """The cross strategy's build-platform image, when the target has a cross toolchain."""
     if target.cross is None:
         return None
     name = f"{target.name}-cross-builder"
-    return _image(name, target.cross.build_platform, target.cross.builder_image, cache, None)
+    image = target.cross.builder_image
+    return _image(name, target.cross.build_platform, image, (cache, mirrors), None)
 
 
-def stack_image(target: Target, cache: Path) -> ImageSource | None:
+def stack_image(
+    target: Target, cache: Path, mirrors: Mirrors = DEFAULT_MIRRORS
+) -> ImageSource | None:
     """The assembled CUDA toolkit of a target whose CUDA stack is registry packages."""
     stack = target.cuda.stack if target.cuda is not None else None
     if stack is None or target.cross is None:
         return None
 
     def make(tarball: Path, say: Callable[[str], None]) -> None:
-        assemble(stack, cache, say)
+        assemble(stack, cache, say, mirrors)
 
     return ImageSource(
         name=f"cuda-{stack.name}",
@@ -106,8 +111,13 @@ def stack_image(target: Target, cache: Path) -> ImageSource | None:
 
 
 def _image(
-    name: str, platform: str, image: ImageModel, cache: Path, target: Target | None
+    name: str,
+    platform: str,
+    image: ImageModel,
+    downloads: tuple[Path, Mirrors],
+    target: Target | None,
 ) -> ImageSource:
+    cache, mirrors = downloads
     bootstrap = image.bootstrap
     if bootstrap is None:
         return ImageSource(name=name, platform=platform, reference=image.pinned)
@@ -124,7 +134,7 @@ def _image(
         packages, triplet = image.runtime_packages, _triplet(target)
 
         def make_runtime(tarball: Path, say: Callable[[str], None]) -> None:
-            assemble_runtime(packages, triplet, tarball, cache, say)
+            assemble_runtime(packages, triplet, tarball, cache, say, mirrors)
 
         runtime = cache / "rootfs" / f"{name}-runtime-{image.image_key}.tar"
         layers.append(Layer(tarball=runtime, make=make_runtime))
@@ -135,11 +145,18 @@ def _triplet(target: Target) -> str:
     return target.cross.triplet if target.cross is not None else f"{target.arch}-linux-gnu"
 
 
-def images_for(target: Target, strategy: str, cache: Path) -> list[ImageSource]:
-    sources = [target_image(target, cache)]
+def images_for(
+    target: Target, strategy: str, cache: Path, mirrors: Mirrors = DEFAULT_MIRRORS
+) -> list[ImageSource]:
+    sources = [target_image(target, cache, mirrors)]
     if strategy == "cross":
         sources += [
-            image for image in (builder_image(target, cache), stack_image(target, cache)) if image
+            image
+            for image in (
+                builder_image(target, cache, mirrors),
+                stack_image(target, cache, mirrors),
+            )
+            if image
         ]
     return sources
 
@@ -170,9 +187,13 @@ def planned_commands(
 
 
 def ensure_base_image(
-    target: Target, engine: Engine, cache: Path, on_line: Callable[[str], None]
+    target: Target,
+    engine: Engine,
+    cache: Path,
+    on_line: Callable[[str], None],
+    mirrors: Mirrors = DEFAULT_MIRRORS,
 ) -> BaseImage:
-    return ensure_image(target_image(target, cache), engine, on_line)
+    return ensure_image(target_image(target, cache, mirrors), engine, on_line)
 
 
 def ensure_image(source: ImageSource, engine: Engine, on_line: Callable[[str], None]) -> BaseImage:

@@ -28,11 +28,11 @@ from typing import Any
 
 from farm import cibw
 from farm.builders import cibuildwheel as cibuildwheel_driver
+from farm.cudastack import DEFAULT_MIRRORS, Mirrors
 from farm.engine import BuildRequest, Engine
 from farm.errors import BuildFailed, FarmError, host_faults
 from farm.models import CibuildwheelBuild
 from farm.network import network_secrets, proxy_build_args
-from farm.paths import cache_dir
 from farm.plan import BuildJob
 from farm.process import Finished, command_line
 from farm.records import write_record
@@ -89,15 +89,16 @@ def run_build(
     engine: Engine,
     out_root: Path,
     on_line: Callable[[str], None],
-    cache: Path | None = None,
+    cache: Path,
     *,
     no_cache: bool = False,
+    mirrors: Mirrors = DEFAULT_MIRRORS,
 ) -> BuildResult:
     directory = job_dir(job, out_root)
     with host_faults(f"building {job.spec.recipe.name} {job.spec.version}", directory):
         directory.mkdir(parents=True, exist_ok=True)
         (directory / "Dockerfile").write_text(job.dockerfile, encoding="utf-8")
-        return _build_in(directory, job, engine, on_line, cache or cache_dir(), no_cache)
+        return _build_in(directory, job, engine, on_line, (cache, mirrors), no_cache)
 
 
 def _build_in(
@@ -105,14 +106,14 @@ def _build_in(
     job: BuildJob,
     engine: Engine,
     on_line: Callable[[str], None],
-    cache: Path,
+    downloads: tuple[Path, Mirrors],
     no_cache: bool,
 ) -> BuildResult:
     log_path = directory / "build.log"
     started = time.monotonic()
     with (
         tempfile.TemporaryDirectory(prefix=".partial-", dir=directory) as partial,
-        _context(job, directory, cache, on_line) as context,
+        _context(job, directory, downloads, on_line) as context,
         EngineRunner(
             engine, "build", on_line, log_path=log_path, script_path=directory / "build.sh"
         ) as runner,
@@ -171,7 +172,9 @@ def _make_wheels(
 
 
 @contextlib.contextmanager
-def _context(job: BuildJob, directory: Path, cache: Path, on_line: Callable[[str], None]) -> Any:
+def _context(
+    job: BuildJob, directory: Path, downloads: tuple[Path, Mirrors], on_line: Callable[[str], None]
+) -> Any:
     """A scratch build context: a repository-kept source tree copied with fixed mtimes and
     modes (:func:`farm.sources.stage_tree`), else what :func:`farm.sources.prepare_context`
     fetched (archive, patches, dependencies)."""
@@ -181,7 +184,10 @@ def _context(job: BuildJob, directory: Path, cache: Path, on_line: Callable[[str
         if spec.context_dir is not None:
             stage_tree(spec.context_dir, context, spec.source_date_epoch)
         else:
-            prepare_context(spec.recipe, spec.recipe_path, spec.version, context, cache, on_line)
+            cache, mirrors = downloads
+            prepare_context(
+                spec.recipe, spec.recipe_path, spec.version, context, cache, on_line, mirrors
+            )
         yield context
 
 

@@ -10,7 +10,6 @@ naming the file and the field.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +22,6 @@ from farm.errors import CatalogError, UnknownNameError
 from farm.models import FieldRuleError, Recipe, Target
 from farm.paths import data_dir
 
-RECIPES_ENV = "FARM_RECIPES"
 ModelT = TypeVar("ModelT", bound=BaseModel)
 NamedT = TypeVar("NamedT", Target, Recipe)
 
@@ -84,10 +82,9 @@ def _normalise(name: str) -> str:
     return "-".join(part for part in name.lower().replace("_", "-").replace(".", "-").split("-"))
 
 
-def catalog_dirs(extra: Sequence[Path] = ()) -> list[Path]:
-    """Built-in catalog first, then ``FARM_RECIPES``, then ``--recipes`` directories."""
-    from_env = [Path(p) for p in os.environ.get(RECIPES_ENV, "").split(os.pathsep) if p]
-    return [data_dir("recipes"), *from_env, *extra]
+def catalog_dirs(configured: Sequence[Path] = (), extra: Sequence[Path] = ()) -> list[Path]:
+    """Built-in catalog first, then ``FARM_RECIPES`` (``configured``), then ``--recipes``."""
+    return [data_dir("recipes"), *configured, *extra]
 
 
 def load_catalog(dirs: Iterable[Path]) -> Catalog:

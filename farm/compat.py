@@ -8,11 +8,12 @@ with the file and the rule's position so the user can read the reason there.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
-from farm.catalog import Entry, display
+from farm.catalog import Catalog, Entry, display
 from farm.errors import IncompatibleError, UsageError
 from farm.models import Recipe, Target
 
@@ -103,3 +104,25 @@ def _first_fitting_python(
         first_problems = first_problems or problems
     problem = first_problems[0]
     raise IncompatibleError(f"{display(recipe.path)}: {problem.field}: {problem.rule}")
+
+
+def recipe_summary(catalog: Catalog, name: str) -> dict[str, Any]:
+    """A recipe as ``farm recipes`` lists it: versions, and each target's default (None where
+    no version fits)."""
+    entry = catalog.recipes[name]
+    recipe = entry.model
+    defaults: dict[str, str | None] = {}
+    for target_name, target in sorted(catalog.targets.items()):
+        try:
+            defaults[target_name] = select(entry, target.model).version
+        except IncompatibleError:
+            defaults[target_name] = None
+    return {
+        "name": recipe.name,
+        "description": recipe.description,
+        "build": recipe.build.kind,
+        "versions": recipe.sorted_versions(),
+        "needs": list(recipe.needs),
+        "default_versions": defaults,
+        "file": display(entry.path),
+    }

@@ -32,7 +32,7 @@ import shutil
 import tarfile
 import tempfile
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -69,16 +69,28 @@ class Member:
     link: str | None = None
 
 
-def package_url(package: StackPackage, environ: dict[str, str] | None = None) -> str:
-    """Where a Debian package is downloaded from; wheels are looked up in the index."""
-    env = dict(os.environ) if environ is None else environ
-    mirror = env.get(DEBIAN_MIRROR_ENV) or DEFAULT_DEBIAN_MIRROR
-    return f"{mirror.rstrip('/')}/{package.file}"
+@dataclass(frozen=True, kw_only=True)
+class Mirrors:
+    """Where pinned packages are downloaded from: a Debian mirror and a simple index."""
+
+    debian: str = DEFAULT_DEBIAN_MIRROR
+    pypi_index: str = DEFAULT_PYPI_INDEX
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str]) -> Mirrors:
+        return cls(
+            debian=environ.get(DEBIAN_MIRROR_ENV) or DEFAULT_DEBIAN_MIRROR,
+            pypi_index=environ.get(PYPI_INDEX_ENV)
+            or environ.get("PIP_INDEX_URL")
+            or DEFAULT_PYPI_INDEX,
+        )
+
+    def package_url(self, package: StackPackage) -> str:
+        """Where a Debian package is downloaded from; wheels are looked up in the index."""
+        return f"{self.debian.rstrip('/')}/{package.file}"
 
 
-def pypi_index(environ: dict[str, str] | None = None) -> str:
-    env = dict(os.environ) if environ is None else environ
-    return env.get(PYPI_INDEX_ENV) or env.get("PIP_INDEX_URL") or DEFAULT_PYPI_INDEX
+DEFAULT_MIRRORS = Mirrors()
 
 
 def download_path(cache: Path, sha256: str, file_name: str) -> Path:
@@ -95,13 +107,15 @@ def in_toolkit(path: str, target_dir: str) -> str:
     return path.replace("{target}", target_dir)
 
 
-def fetch(package: StackPackage, cache: Path, say: Progress) -> Path:
+def fetch(
+    package: StackPackage, cache: Path, say: Progress, mirrors: Mirrors = DEFAULT_MIRRORS
+) -> Path:
     """The package file in the download cache, downloaded and checked when missing."""
     final = downloaded_path(package, cache)
     if final.is_file():
         return final
     label = f"{package.name} {package.version}"
-    return fetch_url(_resolve(package), package.sha256, final, label, say)
+    return fetch_url(_resolve(package, mirrors), package.sha256, final, label, say)
 
 
 def fetch_url(url: str, sha256: str, final: Path, label: str, say: Progress) -> Path:
@@ -130,10 +144,10 @@ def fetch_url(url: str, sha256: str, final: Path, label: str, say: Progress) -> 
     return final
 
 
-def _resolve(package: StackPackage) -> str:
+def _resolve(package: StackPackage, mirrors: Mirrors) -> str:
     if package.registry == "debian":
-        return package_url(package)
-    index = pypi_index()
+        return mirrors.package_url(package)
+    index = mirrors.pypi_index
     try:
         files = project_files(index, package.name, None)
     except (TransientFailure, RegistryError) as exc:
@@ -327,7 +341,9 @@ def toolkit_tarball(stack: CudaStack, cache: Path) -> Path:
     return cache / "toolkits" / f"{stack.name}-{stack.key}.tar"
 
 
-def assemble(stack: CudaStack, cache: Path, say: Progress) -> Path:
+def assemble(
+    stack: CudaStack, cache: Path, say: Progress, mirrors: Mirrors = DEFAULT_MIRRORS
+) -> Path:
     """The stack's toolkit as a tarball in the cache, assembled and checked when missing."""
     tarball = toolkit_tarball(stack, cache)
     if tarball.is_file():
@@ -335,18 +351,20 @@ def assemble(stack: CudaStack, cache: Path, say: Progress) -> Path:
     tarball.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=f".{stack.name}-", dir=tarball.parent) as scratch:
         root = Path(scratch) / "toolkit"
-        providers = lay_out(stack, cache, root, say)
+        providers = lay_out(stack, cache, root, say, mirrors)
         check_toolkit(stack, root, providers)
         say(f"packing {tarball.name}")
         write_tarball(root, tarball)
     return tarball
 
 
-def lay_out(stack: CudaStack, cache: Path, root: Path, say: Progress) -> dict[str, StackPackage]:
+def lay_out(
+    stack: CudaStack, cache: Path, root: Path, say: Progress, mirrors: Mirrors = DEFAULT_MIRRORS
+) -> dict[str, StackPackage]:
     """Unpack every package into ``root``; which package wrote each toolkit path."""
     providers: dict[str, StackPackage] = {}
     for package in stack.packages:
-        archive = fetch(package, cache, say)
+        archive = fetch(package, cache, say, mirrors)
         say(f"unpacking {package.name} {package.version}")
         for path in unpack(package, archive, root, stack.target_dir):
             providers[path] = package
@@ -475,7 +493,12 @@ def write_tarball(root: Path, tarball: Path) -> None:
 
 
 def assemble_runtime(
-    packages: tuple[StackPackage, ...], triplet: str, tarball: Path, cache: Path, say: Progress
+    packages: tuple[StackPackage, ...],
+    triplet: str,
+    tarball: Path,
+    cache: Path,
+    say: Progress,
+    mirrors: Mirrors = DEFAULT_MIRRORS,
 ) -> None:
     """The shared libraries of ``packages`` as a layer at ``/usr/lib/<triplet>/``.
 
@@ -488,7 +511,7 @@ def assemble_runtime(
         libdir = layer / "usr" / "lib" / triplet
         libdir.mkdir(parents=True)
         for package in packages:
-            archive = fetch(package, cache, say)
+            archive = fetch(package, cache, say, mirrors)
             for path in unpack(package, archive, staged, "target"):
                 name = PurePosixPath(path).name
                 if _SHARED_LIBRARY.match(name) and not (libdir / name).exists():

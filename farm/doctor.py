@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal
@@ -24,13 +24,15 @@ from farm.engine import (
     SETUP_HINT,
     BuildRequest,
     Engine,
+    EngineChoice,
     daemon_version,
     detect_engine,
 )
 from farm.errors import EnvironmentProblem, FarmError
 from farm.models import Target
+from farm.paths import writable_directory
 from farm.process import capture
-from farm.resources import builder_resources
+from farm.resources import BuilderResources
 from farm.runner import EngineRunner
 
 BINFMT_DIR = Path("/proc/sys/fs/binfmt_misc")
@@ -62,9 +64,9 @@ def host_platform() -> str:
     return HOST_PLATFORM.get(machine, f"linux/{machine}")
 
 
-def check_engine() -> tuple[Check, Engine | None]:
+def check_engine(choice: EngineChoice) -> tuple[Check, Engine | None]:
     try:
-        engine = detect_engine()
+        engine = detect_engine(choice)
     except EnvironmentProblem as exc:
         return Check(name="engine", status="fail", detail=exc.message, fix=SETUP_HINT), None
     return Check(name="engine", status="ok", detail=engine.describe()), engine
@@ -289,8 +291,7 @@ def _existing(path: Path) -> Path:
     return path
 
 
-def check_memory() -> Check:
-    resources = builder_resources()
+def check_memory(resources: BuilderResources) -> Check:
     return Check(
         name="memory",
         status="ok",
@@ -341,9 +342,14 @@ def check_cuda_stacks(targets: list[Target], cache_dir: Path) -> list[Check]:
 
 
 def run_checks(
-    cache_dir: Path, platform: str = "linux/arm64", targets: list[Target] | None = None
+    cache_dir: Path,
+    *,
+    engine_choice: EngineChoice,
+    resources: BuilderResources,
+    platform: str = "linux/arm64",
+    targets: list[Target] | None = None,
 ) -> list[Check]:
-    engine_check, engine = check_engine()
+    engine_check, engine = check_engine(engine_choice)
     checks = [engine_check]
     if engine is not None:
         daemon = check_daemon(engine)
@@ -356,8 +362,26 @@ def run_checks(
         lambda: check_binfmt(platform),
         lambda: check_qemu(platform),
         lambda: check_disk(engine, cache_dir),
-        check_memory,
+        lambda: check_memory(resources),
         check_mmdebstrap,
     ]
     checks += [check() for check in later]
     return checks + check_cuda_stacks(targets or [], cache_dir)
+
+
+def preflight(
+    platform: str,
+    choice: EngineChoice,
+    cache_dir: Path,
+    directories: Mapping[str, Path] | None = None,
+) -> Engine:
+    """Fail before BuildKit starts when the daemon or emulation cannot work, or a directory
+    the command writes (``{what: path}``) is not a writable directory."""
+    for what, path in (directories or {}).items():
+        writable_directory(path, what)
+    engine = detect_engine(choice)
+    daemon_version(engine)
+    for check in (check_binfmt(platform), check_qemu(platform), check_disk(engine, cache_dir)):
+        if check.status == "fail":
+            raise EnvironmentProblem(check.detail, hint=check.fix)
+    return engine

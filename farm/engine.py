@@ -122,14 +122,35 @@ class BuildRequest:
     no_cache: bool = False  # BuildKit's layer cache unused; cache mounts stay
 
 
-def detect_engine(environ: Mapping[str, str] | None = None) -> Engine:
-    env = os.environ if environ is None else environ
-    forced = env.get(ENGINE_ENV, "").strip() or None
-    if forced not in (None, "buildx", "classic"):
-        raise UsageError(f"{ENGINE_ENV}={forced!r}: expected 'buildx' or 'classic'")
+@dataclass(frozen=True, kw_only=True)
+class EngineChoice:
+    """What the environment says about the client: forced kind, client path, buildx builder
+    and cache reference; all unset means detect."""
+
+    kind: Literal["buildx", "classic"] | None = None
+    docker: str | None = None
+    builder: str | None = None
+    cache_ref: str | None = None
+    search_path: str | None = None  # PATH to look for ``docker`` on (None: this process's)
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str]) -> EngineChoice:
+        forced = environ.get(ENGINE_ENV, "").strip() or None
+        if forced not in (None, "buildx", "classic"):
+            raise UsageError(f"{ENGINE_ENV}={forced!r}: expected 'buildx' or 'classic'")
+        return cls(
+            kind=forced,  # type: ignore[arg-type]  # checked above
+            docker=environ.get(DOCKER_ENV) or None,
+            builder=environ.get(BUILDER_ENV) or None,
+            cache_ref=environ.get(CACHE_ENV) or None,
+            search_path=environ.get("PATH"),
+        )
+
+
+def detect_engine(choice: EngineChoice) -> Engine:
     refused: list[str] = []
-    for docker in _candidates(env):
-        engine, why_not = _probe(docker, forced, env)
+    for docker in _candidates(choice):
+        engine, why_not = _probe(docker, choice)
         if engine is not None:
             return engine
         refused.append(f"{docker}: {why_not}")
@@ -137,11 +158,25 @@ def detect_engine(environ: Mapping[str, str] | None = None) -> Engine:
     raise EnvironmentProblem(f"no BuildKit-capable docker client ({detail})", hint=SETUP_HINT)
 
 
-def _candidates(env: Mapping[str, str]) -> list[str]:
-    if env.get(DOCKER_ENV):
-        return [env[DOCKER_ENV]]
+def engine_for_dry_run(choice: EngineChoice) -> Engine:
+    """The engine detection finds; else, as nothing runs, a BuildKit-capable classic client,
+    to show the commands it would get."""
+    try:
+        return detect_engine(choice)
+    except EnvironmentProblem:
+        return Engine(
+            kind="classic",
+            docker="docker",
+            client_version="unknown",
+            reason="assumed for --dry-run",
+        )
+
+
+def _candidates(choice: EngineChoice) -> list[str]:
+    if choice.docker:
+        return [choice.docker]
     found: list[str] = []
-    for path in (shutil.which("docker", path=env.get("PATH")), "/usr/bin/docker"):
+    for path in (shutil.which("docker", path=choice.search_path), "/usr/bin/docker"):
         if (
             path
             and Path(path).exists()
@@ -151,18 +186,18 @@ def _candidates(env: Mapping[str, str]) -> list[str]:
     return found
 
 
-def _probe(docker: str, forced: str | None, env: Mapping[str, str]) -> tuple[Engine | None, str]:
+def _probe(docker: str, choice: EngineChoice) -> tuple[Engine | None, str]:
     version = _client_version(docker)
     if version is None:
         return None, "not a working docker client"
     common = {"docker": docker, "client_version": version}
+    forced = choice.kind
     if forced != "classic" and capture([docker, "buildx", "version"]).returncode == 0:
-        builder = env.get(BUILDER_ENV) or None
         return Engine(
             kind="buildx",
-            builder=builder,
-            cache_ref=env.get(CACHE_ENV) or None,
-            driver=_buildx_driver(docker, builder),
+            builder=choice.builder,
+            cache_ref=choice.cache_ref,
+            driver=_buildx_driver(docker, choice.builder),
             reason="buildx plugin found",
             **common,
         ), ""
@@ -172,7 +207,7 @@ def _probe(docker: str, forced: str | None, env: Mapping[str, str]) -> tuple[Eng
         classic_ok = Version(version.split("+")[0].split("-")[0]) < _CLASSIC_BUILDKIT_BEFORE
     except InvalidVersion:
         classic_ok = False
-    if classic_ok or (forced == "classic" and env.get(DOCKER_ENV)):
+    if classic_ok or (forced == "classic" and choice.docker):
         return Engine(kind="classic", reason="client builds with DOCKER_BUILDKIT=1", **common), ""
     if forced == "classic":
         return None, f"client {version} builds through buildx (FARM_DOCKER=PATH insists)"

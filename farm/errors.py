@@ -22,13 +22,21 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from farm.schemas import SCHEMA_VERSIONS
+
 # Exit codes, in the spirit of sysexits(3) but few enough to remember.
+EXIT_OK = 0
 EXIT_FAILURE = 1  # a stage ran and failed
 EXIT_USAGE = 2  # bad input: arguments, recipes, targets, impossible combinations
 EXIT_ENVIRONMENT = 3  # the host lacks something: docker, QEMU, disk
-# 128 + N: stopped by signal N (130 SIGINT, 143 SIGTERM), as shells report it.
 
-ERROR_SCHEMA_VERSION = 1  # the --json document of a command that failed
+
+def signal_exit_code(signum: int) -> int:
+    """128 + N: stopped by signal N (130 SIGINT, 143 SIGTERM), as shells report it."""
+    return 128 + signum
+
+
+ERROR_SCHEMA_VERSION = SCHEMA_VERSIONS["error"]
 _KINDS = {EXIT_FAILURE: "failure", EXIT_USAGE: "usage", EXIT_ENVIRONMENT: "environment"}
 
 
@@ -152,7 +160,7 @@ class Interrupted(BaseException):
 
     @property
     def exit_code(self) -> int:
-        return 128 + self.signum
+        return signal_exit_code(self.signum)
 
     @property
     def name(self) -> str:

@@ -36,9 +36,10 @@ from packaging.version import Version
 from farm.errors import UsageError
 from farm.models import Target
 from farm.provenance import PROVENANCE_FILE, read_provenance
+from farm.schemas import SCHEMA_VERSIONS
 from farm.wheelcheck import WheelProblem, platform_arch, verify_wheel
 
-REPORT_SCHEMA_VERSION = 1
+REPORT_SCHEMA_VERSION = SCHEMA_VERSIONS["inspect"]
 # Integrity rules after which the wheel's contents cannot be read.
 UNREADABLE = frozenset(
     {"unreadable", "not a zip", "corrupt member", "unsafe path", "duplicate entry"}

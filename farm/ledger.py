@@ -26,8 +26,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from farm.errors import CorruptRecord, StateLocked
+from farm.schemas import SCHEMA_VERSIONS
 
-LEDGER_SCHEMA_VERSION = 1
+LEDGER_SCHEMA_VERSION = SCHEMA_VERSIONS["ledger"]
 STAGES = ("build", "repair", "inspect", "smoke", "publish", "install")
 PER_REGISTRY = frozenset({"publish", "install"})
 

@@ -21,26 +21,33 @@ from __future__ import annotations
 import json
 import re
 import ssl
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from packaging.version import InvalidVersion, Version
 
 from farm.catalog import Catalog
 from farm.compat import violations
-from farm.errors import CorruptRecord, FarmError, RegistryError
+from farm.destinations import publish_target
+from farm.doctor import preflight
+from farm.errors import CorruptRecord, FarmError, RegistryError, UsageError
 from farm.ledger import Ledger
 from farm.models import Recipe
 from farm.network import ca_bundle
+from farm.pipeline import PipelineOptions, PipelineResult, PublishTarget, Runner, Section
 from farm.plan import BuildJob, plan_job
 from farm.process import capture
 from farm.resources import BuilderResources
+from farm.runs import written_directories
+from farm.schemas import SCHEMA_VERSIONS, versioned
+from farm.settings import Settings
 from farm.simpleindex import TransientFailure, project_files
 
-NIGHTLY_SCHEMA_VERSION = 1
 PYPI_JSON = "https://pypi.org/pypi/{project}/json"
 
 
@@ -222,3 +229,151 @@ def index_lookup(simple_url: str, credentials: Any) -> Callable[[str, str], dict
         return cache[project]
 
     return lookup
+
+
+# --- the run --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class NightlyAsk:
+    """What ``farm nightly`` was asked."""
+
+    registry: str
+    packages: tuple[str, ...] = ()  # default: every recipe with nightly_targets
+    targets: tuple[str, ...] = ()  # default: each recipe's nightly_targets
+    publish: bool = True
+    build: bool = True
+    force: bool = False
+    dry_run: bool = False
+    out_root: Path | None = None
+    config_path: Path | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class NightlyRun:
+    cells: list[MatrixCell]
+    results: list[PipelineResult]
+    notes: list[str]
+    duration_s: float
+
+    @property
+    def failed(self) -> int:
+        return sum(1 for result in self.results if not result.ok)
+
+    def count(self, state: str) -> int:
+        return sum(1 for cell in self.cells if cell.state == state)
+
+    def to_json(self) -> dict[str, Any]:
+        return versioned(
+            "nightly",
+            {
+                "pipeline_schema_version": SCHEMA_VERSIONS["pipeline"],
+                "matrix": [cell.to_json() for cell in self.cells],
+                "runs": [result.to_json() for result in self.results],
+                "notes": self.notes,
+                "built": sum(1 for result in self.results if result.did_work),
+                "failed": self.failed,
+                "duration_s": round(self.duration_s, 2),
+            },
+        )
+
+
+@dataclass(frozen=True)
+class Reporter:
+    """Where a nightly run tells what it does: sections, lines, errors (farm.console's)."""
+
+    section: Section
+    info: Callable[[str], None]
+    error: Callable[[str], None]
+
+
+def run_nightly(
+    catalog: Catalog, settings: Settings, ask: NightlyAsk, report: Reporter
+) -> NightlyRun:
+    """The matrix of the newest releases, minus what the registry holds, through the runner;
+    a failed cell is recorded and the others still run."""
+    started = time.monotonic()
+    cells, notes = _matrix(catalog, settings, ask, report)
+    publish_by_target = {
+        cell.target: publish_target(
+            settings, ask.registry, ask.config_path, catalog.target(cell.target).model
+        )
+        for cell in cells
+        if cell.job is not None
+    }
+    ledger = Ledger(settings.state_dir)
+    if not ask.force:
+        for target_name, publish in publish_by_target.items():
+            mark_published(
+                [cell for cell in cells if cell.target == target_name],
+                ledger,
+                ask.registry,
+                index_lookup(publish.location.simple_url, publish.credentials),
+            )
+    results = [] if ask.dry_run else _run_cells(cells, settings, ask, publish_by_target, report)
+    return NightlyRun(
+        cells=cells, results=results, notes=notes, duration_s=time.monotonic() - started
+    )
+
+
+def _matrix(
+    catalog: Catalog, settings: Settings, ask: NightlyAsk, report: Reporter
+) -> tuple[list[MatrixCell], list[str]]:
+    packages = ask.packages or sorted(
+        name for name, entry in catalog.recipes.items() if entry.model.nightly_targets
+    )
+    if not packages:
+        raise UsageError("no recipe has nightly_targets; pass --package")
+    targets = tuple(catalog.target(name).model.name for name in ask.targets)
+    resources = settings.builder_resources()
+    cells: list[MatrixCell] = []
+    notes = []
+    for package in packages:
+        release = newest_release(catalog.recipe(package).model)
+        if release.note:
+            notes.append(release.note)
+            report.info(f"note: {release.note}")
+        cells += expand(catalog, release, targets=targets, resources=resources)
+    return cells, notes
+
+
+def _run_cells(
+    cells: list[MatrixCell],
+    settings: Settings,
+    ask: NightlyAsk,
+    publish_by_target: dict[str, PublishTarget],
+    report: Reporter,
+) -> list[PipelineResult]:
+    todo = [(cell, cell.job) for cell in cells if cell.state == "build" and cell.job is not None]
+    if not todo:
+        return []
+    out_root = ask.out_root or settings.output_dir
+    engine = preflight(
+        todo[0][1].spec.target.platform,
+        settings.engine,
+        settings.cache_dir,
+        written_directories(settings, out_root),
+    )
+    ledger = Ledger(settings.state_dir)
+    results = []
+    with ledger.locked("farm nightly"):
+        for number, (cell, job) in enumerate(todo, 1):
+            report.info(
+                f"[{number}/{len(todo)}] {cell.package} {cell.version} for {cell.target} "
+                f"(python {cell.python})"
+            )
+            options = PipelineOptions(
+                out_root=out_root,
+                cache_dir=settings.cache_dir,
+                mirrors=settings.mirrors,
+                force=ask.force,
+                publish=publish_by_target[cell.target] if ask.publish else None,
+                build=ask.build,
+            )
+            result = Runner(job, engine, ledger, options, report.section, report.info).run()
+            if result.error is not None:
+                report.error(
+                    f"{cell.package} {cell.version} for {cell.target}: {result.error.message}"
+                )
+            results.append(result)
+    return results

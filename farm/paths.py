@@ -1,4 +1,6 @@
-"""Where farm finds its own data (catalog, templates) and keeps caches, outputs and state."""
+"""Where farm finds its own data (catalog, templates); whether a directory can be written.
+
+The cache, output and state directories are :class:`farm.settings.Settings` fields."""
 
 from __future__ import annotations
 
@@ -16,29 +18,6 @@ def data_dir(name: str) -> Path:
     if (_PACKAGE.parent / "pyproject.toml").is_file() and checkout.is_dir():
         return checkout
     return _PACKAGE / "_data" / name
-
-
-def cache_dir() -> Path:
-    """Where inputs-keyed artefacts live (root filesystems): ``FARM_CACHE_DIR`` or XDG cache."""
-    configured = os.environ.get("FARM_CACHE_DIR")
-    if configured:
-        return Path(configured)
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "farm"
-
-
-def output_dir() -> Path:
-    """Where wheels, logs and records of jobs go: ``FARM_OUTPUT_DIR`` or ``./out``."""
-    return Path(os.environ.get("FARM_OUTPUT_DIR") or "out")
-
-
-def state_dir() -> Path:
-    """Where the farm keeps state between runs: ``FARM_STATE_DIR`` or XDG data home."""
-    configured = os.environ.get("FARM_STATE_DIR")
-    if configured:
-        return Path(configured)
-    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-    return Path(base) / "farm"
 
 
 def writable_directory(path: Path, what: str) -> Path:

@@ -21,6 +21,7 @@ from typing import Any, Protocol
 from farm.baseimage import ensure_image, images_for
 from farm.build import job_dir, run_build
 from farm.credentials import Credentials
+from farm.cudastack import DEFAULT_MIRRORS, Mirrors
 from farm.engine import Engine
 from farm.errors import CorruptRecord, FarmError, host_fault
 from farm.inspect import inspect_wheel
@@ -32,10 +33,11 @@ from farm.publish import PublishRequest, RetryPolicy, publish_wheel, sha256_of
 from farm.records import write_record
 from farm.registries import IndexLocation, Profile
 from farm.repair import run_repair
+from farm.schemas import SCHEMA_VERSIONS
 from farm.smoke import check_definition, expected_providers, run_smoke
 from farm.wheelzip import content_digest
 
-PIPELINE_SCHEMA_VERSION = 1
+PIPELINE_SCHEMA_VERSION = SCHEMA_VERSIONS["pipeline"]
 
 
 class Section(Protocol):
@@ -60,6 +62,7 @@ class PublishTarget:
 class PipelineOptions:
     out_root: Path
     cache_dir: Path
+    mirrors: Mirrors = DEFAULT_MIRRORS
     force: bool = False
     no_cache: bool = False  # build without BuildKit's layer cache
     publish: PublishTarget | None = None
@@ -219,7 +222,8 @@ class Runner:
         if self._base_ready:
             return
         cache = self.options.cache_dir
-        for source in images_for(self.job.spec.target, self.job.strategy, cache):
+        target, strategy = self.job.spec.target, self.job.strategy
+        for source in images_for(target, strategy, cache, self.options.mirrors):
             with self.section("base_image", f"image {source.reference}") as line:
                 ensure_image(source, self.engine, line)
         self._base_ready = True
@@ -278,6 +282,7 @@ class Runner:
                     line,
                     self.options.cache_dir,
                     no_cache=self.options.no_cache,
+                    mirrors=self.options.mirrors,
                 )
             if len(built.wheels) != 1:
                 raise FarmError(f"the build made {len(built.wheels)} wheels; one was expected")

@@ -22,9 +22,10 @@ from farm.jobspec import JobSpec
 from farm.models import Recipe, Strategy, Target
 from farm.render import JOBS_ARG, NVCC_THREADS_ARG, render_dockerfile
 from farm.resources import BuilderResources, Parallelism
+from farm.schemas import SCHEMA_VERSIONS
 from farm.sources import source_digest, tree_digest
 
-PLAN_SCHEMA_VERSION = 1
+PLAN_SCHEMA_VERSION = SCHEMA_VERSIONS["plan"]
 
 
 @dataclass(frozen=True, kw_only=True)

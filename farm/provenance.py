@@ -35,10 +35,11 @@ from farm.ledger import LedgerEntry
 from farm.models import ArchiveSource, Target
 from farm.plan import BuildJob, canonical_digest, recipe_shaping, target_shaping
 from farm.repair import REQUIREMENTS
+from farm.schemas import SCHEMA_VERSIONS
 from farm.wheelfile import same_release, split_name
 from farm.wheelzip import content_digest, date_time, dist_info, rewrite_wheel
 
-PROVENANCE_SCHEMA_VERSION = 1
+PROVENANCE_SCHEMA_VERSION = SCHEMA_VERSIONS["provenance"]
 PROVENANCE_FILE = "farm.provenance.json"
 
 

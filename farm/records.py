@@ -8,8 +8,9 @@ from pathlib import Path
 from typing import Any
 
 from farm import __version__
+from farm.schemas import SCHEMA_VERSIONS
 
-RECORD_SCHEMA_VERSION = 1
+RECORD_SCHEMA_VERSION = SCHEMA_VERSIONS["record"]
 
 
 def write_record(

@@ -136,9 +136,8 @@ class RegistryConfig:
 
 def load_config(path: Path | None, *, environ: dict[str, str], cwd: Path) -> RegistryConfig:
     """The registry profiles from the first configuration source that exists."""
-    explicit = path or (Path(environ["FARM_CONFIG"]) if environ.get("FARM_CONFIG") else None)
-    if explicit is not None:
-        return _from_file(explicit, environ) or RegistryConfig(profiles={}, source=str(explicit))
+    if path is not None:  # --config FILE, else FARM_CONFIG (Settings.registry_config)
+        return _from_file(path, environ) or RegistryConfig(profiles={}, source=str(path))
     for candidate in (cwd / "farm.toml", cwd / "pyproject.toml"):
         if candidate.is_file() and (config := _from_file(candidate, environ)):
             return config

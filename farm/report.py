@@ -18,8 +18,9 @@ import jinja2
 
 from farm import __version__
 from farm.ledger import PER_REGISTRY, STAGES, Ledger, LedgerEntry, StageRecord
+from farm.schemas import SCHEMA_VERSIONS
 
-REPORT_SCHEMA_VERSION = 1
+REPORT_SCHEMA_VERSION = SCHEMA_VERSIONS["report"]
 
 
 def _cell(entry: LedgerEntry, stage: str) -> dict[str, Any] | None:
@@ -106,3 +107,15 @@ def render_html(document: dict[str, Any]) -> str:
     template_text = resources.files("farm").joinpath("templates/report.html.j2").read_text()
     environment = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
     return environment.from_string(template_text).render(**document)
+
+
+def write_site(document: dict[str, Any], directory: Path) -> Path:
+    """``index.html``, ``report.json`` and the provenance files for GitLab Pages; the page."""
+    directory.mkdir(parents=True, exist_ok=True)
+    page = directory / "index.html"
+    page.write_text(render_html(document), encoding="utf-8")
+    (directory / "report.json").write_text(json.dumps(document, indent=2) + "\n")
+    for relative, text in provenance_files(document).items():
+        (directory / relative).parent.mkdir(exist_ok=True)
+        (directory / relative).write_text(text, encoding="utf-8")
+    return page

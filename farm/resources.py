@@ -15,9 +15,6 @@ from pathlib import Path
 
 from farm.errors import UsageError
 
-CPUS_ENV = "FARM_BUILDER_CPUS"
-MEMORY_ENV = "FARM_BUILDER_MEMORY_GIB"
-
 
 @dataclass(frozen=True, kw_only=True)
 class BuilderResources:
@@ -32,35 +29,32 @@ class Parallelism:
     nvcc_threads: int
 
 
-def builder_resources(cpus: int | None = None, memory_gib: float | None = None) -> BuilderResources:
-    """Figures given on the command line, else from the environment, else this host's.
+def builder_resources(
+    cpus: int | None = None,
+    memory_gib: float | None = None,
+    *,
+    configured_cpus: int | None = None,
+    configured_memory_gib: float | None = None,
+) -> BuilderResources:
+    """Figures given on the command line, else configured (``FARM_BUILDER_CPUS``,
+    ``FARM_BUILDER_MEMORY_GIB`` in :class:`farm.settings.Settings`), else this host's.
 
     The local docker engine builds on this host; a remote or native builder
     (buildx ``--builder``) is described with the flags or environment variables.
     """
     if cpus or memory_gib:
         source = "command line"
-    elif os.environ.get(CPUS_ENV) or os.environ.get(MEMORY_ENV):
+    elif configured_cpus or configured_memory_gib:
         source = "environment"
     else:
         source = "detected"
-    final_cpus = int(cpus or _env_number(CPUS_ENV) or _host_cpus())
-    final_memory = memory_gib or _env_number(MEMORY_ENV) or _host_memory_gib()
+    final_cpus = int(cpus or configured_cpus or _host_cpus())
+    final_memory = memory_gib or configured_memory_gib or _host_memory_gib()
     if final_cpus < 1 or final_memory <= 0:
         raise UsageError(
             f"builder resources must be positive (cpus={final_cpus}, memory={final_memory} GiB)"
         )
     return BuilderResources(cpus=final_cpus, memory_gib=final_memory, source=source)
-
-
-def _env_number(name: str) -> float | None:
-    raw = os.environ.get(name)
-    if not raw:
-        return None
-    try:
-        return float(raw)
-    except ValueError:
-        raise UsageError(f"environment variable {name}={raw!r} is not a number") from None
 
 
 def _host_cpus() -> int:

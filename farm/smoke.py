@@ -36,6 +36,7 @@ from farm.network import network_secrets, proxy_build_args
 from farm.records import write_record
 from farm.render import environment
 from farm.runner import EngineRunner
+from farm.schemas import SCHEMA_VERSIONS
 from farm.smoke_numpy import MAJORS, PYTHONS_OF_MAJOR, NumpyMajor, numpy_majors, runnable
 from farm.wheelfile import requires_dist
 
@@ -67,7 +68,7 @@ class SmokeReport:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "schema_version": 2,  # 2: checks named per NumPy major, "skipped" checks
+            "schema_version": SCHEMA_VERSIONS["smoke"],
             "wheel": self.wheel,
             "target": self.target,
             "passed": self.passed,
@@ -154,6 +155,13 @@ def find_smoke(catalog: Catalog, wheel_name: str) -> Smoke | None:
     ):
         return GENERIC_ONNXRUNTIME_SMOKE
     return None
+
+
+def check_status(check: dict[str, Any]) -> str:
+    """How a check of a smoke report reads: ok, fail, or skip (a NumPy major not run)."""
+    if check.get("skipped"):
+        return "skip"
+    return "ok" if check["ok"] else "fail"
 
 
 def smoke_for_wheel(catalog: Catalog, wheel_name: str) -> Smoke:

@@ -22,7 +22,15 @@ import tarfile
 from pathlib import Path, PurePosixPath
 from urllib.parse import urlsplit
 
-from farm.cudastack import Progress, download_path, fetch, fetch_url, unpack
+from farm.cudastack import (
+    DEFAULT_MIRRORS,
+    Mirrors,
+    Progress,
+    download_path,
+    fetch,
+    fetch_url,
+    unpack,
+)
 from farm.errors import CatalogError, StackError
 from farm.models import ArchiveSource, PatchArchive, Recipe, StackPackage
 
@@ -95,7 +103,13 @@ def _local_patch(recipe_path: Path, name: str) -> Path:
 
 
 def prepare_context(
-    recipe: Recipe, recipe_path: Path, version: str, context: Path, cache: Path, say: Progress
+    recipe: Recipe,
+    recipe_path: Path,
+    version: str,
+    context: Path,
+    cache: Path,
+    say: Progress,
+    mirrors: Mirrors = DEFAULT_MIRRORS,
 ) -> None:
     """Fill an (empty) build context with the archive, its patches and the dependencies."""
     source = recipe.source
@@ -105,7 +119,7 @@ def prepare_context(
     deps: tuple[StackPackage, ...] = getattr(recipe.build, "deps", ())
     files: dict[str, str] = getattr(recipe.build, "dep_files", {})
     if deps or files:
-        _add_deps(deps, files, context / DEPS_DIR, cache, say)
+        _add_deps(deps, files, context / DEPS_DIR, (cache, mirrors), say)
 
 
 def _add_archive(
@@ -163,12 +177,13 @@ def _add_deps(
     deps: tuple[StackPackage, ...],
     files: dict[str, str],
     directory: Path,
-    cache: Path,
+    downloads: tuple[Path, Mirrors],
     say: Progress,
 ) -> None:
     directory.mkdir(parents=True, exist_ok=True)
+    cache, mirrors = downloads
     for package in deps:
-        unpack(package, fetch(package, cache, say), directory, "target")
+        unpack(package, fetch(package, cache, say, mirrors), directory, "target")
     for relative, text in files.items():
         path = directory / relative
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -8,6 +8,7 @@ would let CI pass without exercising anything real.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -56,9 +57,9 @@ def build_through_smoke(tmp_path: Path, *argv: str) -> dict[str, Any]:
 
 def onnxruntime_aarch64_wheel(version: str, python: str) -> Path:
     """onnxruntime's aarch64 CPU wheel from PyPI for ``python``, kept in the farm cache."""
-    from farm.paths import cache_dir
+    from farm.settings import Settings
 
-    directory = cache_dir() / "test-wheels"
+    directory = Settings.from_environ(os.environ).cache_dir / "test-wheels"
     pattern = f"onnxruntime-{version}-cp{python.replace('.', '')}-*manylinux*_aarch64.whl"
     if not sorted(directory.glob(pattern)):
         subprocess.run(

@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 
 from farm.cli import main
+from farm.errors import EXIT_OK, EXIT_USAGE
+from farm.schemas import SCHEMA_VERSIONS
 from tests.conftest import BUILTIN_TARGETS, REPO
 
 
@@ -148,3 +150,29 @@ def test_a_stand_in_dry_run_names_its_assembled_cuda_stack(
     assert [p["name"] for p in toolkit["packages"]][:2] == ["nvidia-cuda-nvcc", "nvidia-nvvm"]
     code, out, _ = _run(capsys, "plan", "onnxruntime-gpu", "--target", "jetpack6", "--json")
     assert json.loads(out)["jobs"][0]["cuda_toolkit"]["from"] == "image"
+
+
+def test_a_bad_setting_is_a_usage_error_before_any_command_runs(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("FARM_PUBLISH_BACKOFF_S", "soon")
+    assert main(["targets", "--json"]) == EXIT_USAGE
+    captured = capsys.readouterr()
+    assert captured.err.splitlines()[0] == (
+        "farm: error: environment variable FARM_PUBLISH_BACKOFF_S='soon' is not a number"
+    )
+    assert json.loads(captured.out)["error"]["kind"] == "usage"
+
+
+def test_every_printed_document_takes_its_version_from_the_table(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    for argv, name in (
+        (["targets", "--json"], "targets"),
+        (["recipes", "--json"], "recipes"),
+        (["plan", "demo", "--target", "bookworm-arm64", "--json"], "plan"),
+        (["build", "demo", "--target", "bookworm-arm64", "--dry-run", "--json"], "build"),
+    ):
+        assert main(argv) == EXIT_OK
+        assert json.loads(capsys.readouterr().out)["schema_version"] == SCHEMA_VERSIONS[name]
+    assert SCHEMA_VERSIONS["build"] == 2 and SCHEMA_VERSIONS["repair"] == 1

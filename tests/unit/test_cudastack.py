@@ -15,6 +15,7 @@ from typing import ClassVar
 import pytest
 
 from farm.cudastack import (
+    Mirrors,
     add_unversioned_links,
     check_toolkit,
     destination,
@@ -222,6 +223,7 @@ def test_a_missing_piece_is_named(tmp_path: Path) -> None:
 
 class _Files(http.server.BaseHTTPRequestHandler):
     served: ClassVar[dict[str, bytes]] = {}
+    mirrors: ClassVar[Mirrors] = Mirrors()
 
     def do_GET(self) -> None:
         body = self.served.get(self.path)
@@ -234,11 +236,11 @@ class _Files(http.server.BaseHTTPRequestHandler):
 
 
 @pytest.fixture
-def mirror(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, bytes]]:
+def mirror() -> Iterator[dict[str, bytes]]:
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Files)
     _Files.served = {}
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    monkeypatch.setenv("FARM_DEBIAN_MIRROR", f"http://127.0.0.1:{server.server_port}/debian")
+    _Files.mirrors = Mirrors(debian=f"http://127.0.0.1:{server.server_port}/debian")
     yield _Files.served
     server.shutdown()
 
@@ -249,12 +251,12 @@ def test_a_download_is_checked_against_its_pin(tmp_path: Path, mirror: dict[str,
     )
     mirror[f"/debian/{package.file}"] = b"other bytes"
     with pytest.raises(StackError) as caught:
-        fetch(package, tmp_path, lambda line: None)
+        fetch(package, tmp_path, lambda line: None, _Files.mirrors)
     assert f"but {package.sha256} is pinned" in caught.value.message
     # Nothing half-fetched is left where a later run would take it as the package.
     assert not any(path.is_file() for path in (tmp_path / "downloads").rglob("*"))
     mirror[f"/debian/{package.file}"] = b"pinned bytes"
-    fetched = fetch(package, tmp_path, lambda line: None)
+    fetched = fetch(package, tmp_path, lambda line: None, _Files.mirrors)
     assert fetched.read_bytes() == b"pinned bytes"
 
 
@@ -263,7 +265,7 @@ def test_a_package_the_mirror_lacks_is_a_host_problem(
 ) -> None:
     package = _package("debian", "libcudart12", "12.4.127~12.4.1-2", b"x", {"usr/": "x/"})
     with pytest.raises(EnvironmentProblem) as caught:
-        fetch(package, tmp_path, lambda line: None)
+        fetch(package, tmp_path, lambda line: None, _Files.mirrors)
     assert caught.value.exit_code == EXIT_ENVIRONMENT
     assert "cannot fetch libcudart12 12.4.127~12.4.1-2" in caught.value.message
     assert "404" in caught.value.message

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from farm.engine import BuildRequest, Engine, detect_engine
+from farm.engine import BuildRequest, Engine, EngineChoice, detect_engine
 from farm.errors import EnvironmentProblem, UsageError
 
 REQUEST = BuildRequest(
@@ -83,38 +83,40 @@ def _fake_docker(tmp_path: Path, version: str, buildx: bool) -> str:
     return str(script)
 
 
+def _detect(environ: dict[str, str]) -> Engine:
+    return detect_engine(EngineChoice.from_environ(environ))
+
+
 def test_detection_prefers_buildx(tmp_path: Path) -> None:
     docker = _fake_docker(tmp_path, "27.3.1", buildx=True)
-    engine = detect_engine({"FARM_DOCKER": docker, "FARM_BUILDX_BUILDER": "native"})
+    engine = _detect({"FARM_DOCKER": docker, "FARM_BUILDX_BUILDER": "native"})
     assert (engine.kind, engine.builder) == ("buildx", "native")
 
 
 def test_old_client_without_buildx_is_classic(tmp_path: Path) -> None:
-    engine = detect_engine({"FARM_DOCKER": _fake_docker(tmp_path, "20.10.24+dfsg1", False)})
+    engine = _detect({"FARM_DOCKER": _fake_docker(tmp_path, "20.10.24+dfsg1", False)})
     assert engine.kind == "classic"
     assert "DOCKER_BUILDKIT=1" in engine.describe()
 
 
 def test_new_client_without_buildx_is_refused(tmp_path: Path) -> None:
     with pytest.raises(EnvironmentProblem, match="needs the buildx plugin") as caught:
-        detect_engine({"FARM_DOCKER": _fake_docker(tmp_path, "28.2.2", False)})
+        _detect({"FARM_DOCKER": _fake_docker(tmp_path, "28.2.2", False)})
     assert caught.value.hint and "host-setup" in caught.value.hint
 
 
 def test_explicit_setting_overrides_detection(tmp_path: Path) -> None:
     docker = _fake_docker(tmp_path, "27.3.1", buildx=True)
-    assert detect_engine({"FARM_DOCKER": docker, "FARM_ENGINE": "classic"}).kind == "classic"
+    assert _detect({"FARM_DOCKER": docker, "FARM_ENGINE": "classic"}).kind == "classic"
     with pytest.raises(EnvironmentProblem, match="has no buildx plugin"):
-        detect_engine(
-            {"FARM_DOCKER": _fake_docker(tmp_path, "20.10.1", False), "FARM_ENGINE": "buildx"}
-        )
+        _detect({"FARM_DOCKER": _fake_docker(tmp_path, "20.10.1", False), "FARM_ENGINE": "buildx"})
     with pytest.raises(UsageError, match="expected 'buildx' or 'classic'"):
-        detect_engine({"FARM_ENGINE": "podman"})
+        _detect({"FARM_ENGINE": "podman"})
 
 
 def test_no_client_at_all(tmp_path: Path) -> None:
     with pytest.raises(EnvironmentProblem, match="no BuildKit-capable docker client"):
-        detect_engine({"FARM_DOCKER": str(tmp_path / "missing")})
+        _detect({"FARM_DOCKER": str(tmp_path / "missing")})
 
 
 def test_forced_classic_skips_a_client_whose_build_is_buildx(tmp_path: Path) -> None:
@@ -124,9 +126,9 @@ def test_forced_classic_skips_a_client_whose_build_is_buildx(tmp_path: Path) -> 
     old = _fake_docker(tmp_path, "20.10.24+dfsg1", buildx=False)
     # Found on PATH (not named by FARM_DOCKER), a 28 client is not taken as the classic one:
     # its `docker build` is buildx. Detection goes on to the next client.
-    engine, why_not = _probe(new, "classic", {})
+    engine, why_not = _probe(new, EngineChoice(kind="classic"))
     assert engine is None and "builds through buildx" in why_not
-    engine = detect_engine({"FARM_ENGINE": "classic", "FARM_DOCKER": old})
+    engine = _detect({"FARM_ENGINE": "classic", "FARM_DOCKER": old})
     assert engine is not None and (engine.kind, engine.docker) == ("classic", old)
 
 

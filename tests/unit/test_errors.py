@@ -10,8 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from farm import cli, console
+from farm import console
+from farm.cli import catalog as catalog_commands
+from farm.cli import main
 from farm.errors import Interrupted, error_document, host_fault, signals_raise
+from farm.settings import DEBUG_ENV
 
 
 def test_an_os_error_names_what_went_wrong_and_where() -> None:
@@ -59,18 +62,18 @@ def test_an_unexpected_exception_is_one_line_and_exit_1(
     def broken(*args: object) -> int:
         raise RuntimeError("the unexpected")
 
-    monkeypatch.delenv(cli.DEBUG_ENV, raising=False)
-    monkeypatch.setattr(cli, "cmd_targets", broken)
-    assert cli.main(["targets", "--json"]) == 1
+    monkeypatch.delenv(DEBUG_ENV, raising=False)
+    monkeypatch.setattr(catalog_commands, "cmd_targets", broken)
+    assert main(["targets", "--json"]) == 1
     captured = capsys.readouterr()
     assert (
         captured.err.splitlines()[0] == "farm: error: internal error: RuntimeError: the unexpected"
     )
     assert "Traceback" not in captured.err
     assert json.loads(captured.out)["error"]["exit_code"] == 1
-    monkeypatch.setenv(cli.DEBUG_ENV, "1")
+    monkeypatch.setenv(DEBUG_ENV, "1")
     with pytest.raises(RuntimeError):
-        cli.main(["targets"])
+        main(["targets"])
 
 
 def test_an_os_error_from_a_command_is_a_host_fault(
@@ -79,8 +82,8 @@ def test_an_os_error_from_a_command_is_a_host_fault(
     def unwritable(*args: object) -> int:
         raise PermissionError(errno.EACCES, "Permission denied", "/srv/out/x")
 
-    monkeypatch.setattr(cli, "cmd_targets", unwritable)
-    assert cli.main(["targets"]) == 3
+    monkeypatch.setattr(catalog_commands, "cmd_targets", unwritable)
+    assert main(["targets"]) == 3
     err = capsys.readouterr().err.splitlines()
     assert err[0] == "farm: error: Permission denied: /srv/out/x"
     assert err[1].startswith("farm: hint: make it writable")

@@ -13,8 +13,9 @@ from typing import Any, cast
 
 import pytest
 
-from farm import cli, console, pipeline
+from farm import console, pipeline, wheels
 from farm.catalog import Catalog, load_catalog
+from farm.cli import _main, main
 from farm.engine import Engine
 from farm.ledger import Ledger
 from farm.pipeline import PipelineOptions, Runner
@@ -107,13 +108,13 @@ def _cli_asks(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, catalog_dir: Path, wheel: str, target: str
 ) -> dict[str, tuple[str, ...]]:
     recorder = _Recorder(tmp_path / "cli", wheel)
-    monkeypatch.setattr(cli, "catalog_dirs", lambda extra: [catalog_dir])
-    monkeypatch.setattr(cli, "preflight", lambda *args: None)
-    monkeypatch.setattr(cli, "ensure_base_image", lambda *args: None)
-    monkeypatch.setattr(cli, "inspect_wheel", recorder.inspect_wheel)
-    monkeypatch.setattr(cli, "run_smoke", recorder.run_smoke)
-    assert cli.main(["inspect", str(recorder.wheel), "--target", target, "--json"]) == 0
-    assert cli.main(["smoke", str(recorder.wheel), "--target", target]) == 0
+    monkeypatch.setattr(_main, "catalog_dirs", lambda configured, extra: [catalog_dir])
+    monkeypatch.setattr(wheels, "preflight", lambda *args: None)
+    monkeypatch.setattr(wheels, "ensure_base_image", lambda *args: None)
+    monkeypatch.setattr(wheels, "inspect_wheel", recorder.inspect_wheel)
+    monkeypatch.setattr(wheels, "run_smoke", recorder.run_smoke)
+    assert main(["inspect", str(recorder.wheel), "--target", target, "--json"]) == 0
+    assert main(["smoke", str(recorder.wheel), "--target", target]) == 0
     return recorder.asked
 
 
@@ -178,7 +179,7 @@ def test_an_unknown_wheel_has_no_expectations_and_no_smoke_test(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     recorder = _Recorder(tmp_path, "requests-2.32.3-py3-none-any.whl")
-    monkeypatch.setattr(cli, "inspect_wheel", recorder.inspect_wheel)
-    assert cli.main(["inspect", str(recorder.wheel), "--target", "jetpack6", "--json"]) == 0
+    monkeypatch.setattr(wheels, "inspect_wheel", recorder.inspect_wheel)
+    assert main(["inspect", str(recorder.wheel), "--target", "jetpack6", "--json"]) == 0
     assert recorder.asked == {"inspect": ()}
-    assert cli.main(["smoke", str(recorder.wheel), "--target", "jetpack6"]) == 2
+    assert main(["smoke", str(recorder.wheel), "--target", "jetpack6"]) == 2

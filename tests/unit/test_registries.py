@@ -9,6 +9,7 @@ import pytest
 from farm.catalog import Catalog
 from farm.errors import CatalogError, UnknownNameError, UsageError
 from farm.registries import load_config, locate, routes_by_target
+from farm.settings import Settings
 
 GITLAB = """
 [registries.gitlab]
@@ -91,7 +92,8 @@ def test_profiles_come_from_tool_farm_in_pyproject(tmp_path: Path) -> None:
 def test_farm_config_variable_wins_over_the_working_directory(tmp_path: Path) -> None:
     _config(tmp_path, GITLAB)
     elsewhere = _config(tmp_path, DEVPI, "other.toml")
-    config = load_config(None, environ={"FARM_CONFIG": str(elsewhere)}, cwd=tmp_path)
+    settings = Settings.from_environ({"FARM_CONFIG": str(elsewhere)})
+    config = load_config(settings.registry_config, environ={}, cwd=tmp_path)
     assert set(config.profiles) == {"team"}
 
 

@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import pytest
 
-from farm.errors import UsageError
 from farm.resources import BuilderResources, builder_resources, plan_parallelism
 
 SIZING = {
@@ -31,18 +30,10 @@ def test_parallelism_is_sized_from_memory_first(
     assert result.jobs * SIZING["job_memory_gib"] <= max(memory - 2, SIZING["job_memory_gib"])
 
 
-def test_resources_from_flags_environment_or_host(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("FARM_BUILDER_CPUS", raising=False)
-    monkeypatch.delenv("FARM_BUILDER_MEMORY_GIB", raising=False)
+def test_resources_from_flags_configuration_or_host() -> None:
     detected = builder_resources()
     assert detected.source == "detected" and detected.cpus >= 1 and detected.memory_gib > 0
-    monkeypatch.setenv("FARM_BUILDER_CPUS", "12")
-    monkeypatch.setenv("FARM_BUILDER_MEMORY_GIB", "64")
-    assert builder_resources() == BuilderResources(cpus=12, memory_gib=64.0, source="environment")
-    assert builder_resources(cpus=4, memory_gib=16).source == "command line"
-
-
-def test_bad_environment_value(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("FARM_BUILDER_MEMORY_GIB", "lots")
-    with pytest.raises(UsageError, match="FARM_BUILDER_MEMORY_GIB='lots' is not a number"):
-        builder_resources()
+    configured = builder_resources(configured_cpus=12, configured_memory_gib=64)
+    assert configured == BuilderResources(cpus=12, memory_gib=64.0, source="environment")
+    flags = builder_resources(cpus=4, memory_gib=16, configured_cpus=12)
+    assert (flags.cpus, flags.source) == (4, "command line")
