@@ -176,3 +176,18 @@ def test_every_printed_document_takes_its_version_from_the_table(
         assert main(argv) == EXIT_OK
         assert json.loads(capsys.readouterr().out)["schema_version"] == SCHEMA_VERSIONS[name]
     assert SCHEMA_VERSIONS["build"] == 2 and SCHEMA_VERSIONS["repair"] == 1
+
+
+def test_the_readme_lists_every_document_at_its_version() -> None:
+    """The README's "JSON documents" table and farm/schemas.py say the same."""
+    from farm.schemas import SCHEMA_VERSIONS
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    table = readme.split("### JSON documents", 1)[1].split("\n### ", 1)[0]
+    listed: dict[str, int] = {}
+    for row in table.splitlines():
+        cells = [cell.strip() for cell in row.strip("|").split("|")]
+        if len(cells) == 3 and cells[1].isdigit():
+            listed.update(dict.fromkeys(cells[0].split(", "), int(cells[1])))
+    documents = {name: version for name, version in SCHEMA_VERSIONS.items() if name != "pipeline"}
+    assert {name: listed.get(name) for name in documents} == documents
