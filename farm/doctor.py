@@ -33,7 +33,7 @@ from farm.models import Target
 from farm.paths import writable_directory
 from farm.process import capture
 from farm.resources import BuilderResources
-from farm.runner import EngineRunner
+from farm.runner import EngineRunner, orphaned_containers, remove_orphans
 
 BINFMT_DIR = Path("/proc/sys/fs/binfmt_misc")
 # binfmt_misc handler names as QEMU's qemu-binfmt-conf.sh registers them, per Docker platform.
@@ -93,6 +93,21 @@ def check_buildx(engine: Engine) -> Check:
     driver = engine.driver or "unknown"
     cache = f"; registry cache {engine.cache_ref}" if engine.exports_registry_cache else ""
     return Check(name="buildx", status="ok", detail=f"{builder}, {driver} driver{cache}")
+
+
+def check_orphans(engine: Engine) -> Check:
+    """Containers of a farm process that was killed before it could remove them."""
+    orphans = orphaned_containers(engine)
+    if not orphans:
+        return Check(name="leftovers", status="ok", detail="no containers of a stopped farm")
+    pids = ", ".join(sorted({str(pid) for _, pid in orphans}))
+    return Check(
+        name="leftovers",
+        status="warn",
+        detail=f"{len(orphans)} container(s) left by farm process(es) {pids}, which no longer run",
+        fix="the next farm build, smoke or repair removes them; now: docker rm --force "
+        + " ".join(container for container, _ in orphans),
+    )
 
 
 def check_daemon(engine: Engine) -> Check:
@@ -358,6 +373,7 @@ def run_checks(
             if engine.kind == "buildx":
                 checks.append(check_buildx(engine))
             checks.append(check_buildkit(engine))
+            checks.append(check_orphans(engine))
     later: list[Callable[[], Check]] = [
         lambda: check_binfmt(platform),
         lambda: check_qemu(platform),
@@ -374,9 +390,11 @@ def preflight(
     choice: EngineChoice,
     cache_dir: Path,
     directories: Mapping[str, Path] | None = None,
+    say: Callable[[str], None] = lambda line: None,
 ) -> Engine:
     """Fail before BuildKit starts when the daemon or emulation cannot work, or a directory
-    the command writes (``{what: path}``) is not a writable directory."""
+    the command writes (``{what: path}``) is not a writable directory. Containers a killed
+    farm left behind are removed first (``say`` tells which)."""
     for what, path in (directories or {}).items():
         writable_directory(path, what)
     engine = detect_engine(choice)
@@ -384,4 +402,5 @@ def preflight(
     for check in (check_binfmt(platform), check_qemu(platform), check_disk(engine, cache_dir)):
         if check.status == "fail":
             raise EnvironmentProblem(check.detail, hint=check.fix)
+    remove_orphans(engine, say)
     return engine

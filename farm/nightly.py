@@ -353,6 +353,7 @@ def _run_cells(
         settings.engine,
         settings.cache_dir,
         written_directories(settings, out_root),
+        report.info,
     )
     ledger = Ledger(settings.state_dir)
     results = []

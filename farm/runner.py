@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import socket
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
@@ -35,6 +36,7 @@ from farm.process import Finished, capture, command_line, stream, write_script
 
 STAGE_LABEL = "farm.stage"
 PID_LABEL = "farm.pid"
+HOST_LABEL = "farm.host"  # the machine whose farm.pid it is (a daemon may serve several)
 RUNNER_LABEL = "farm.runner"  # one runner's containers, including those a driven program made
 PRUNE_HINT = "free disk space: `docker builder prune` frees BuildKit cache"
 
@@ -149,6 +151,7 @@ class EngineRunner:
         return [
             *("--label", f"{STAGE_LABEL}={self.stage}"),
             *("--label", f"{PID_LABEL}={os.getpid()}"),
+            *("--label", f"{HOST_LABEL}={socket.gethostname()}"),
             *("--label", f"{RUNNER_LABEL}={self.token}"),
         ]
 
@@ -224,6 +227,43 @@ class EngineRunner:
         return engine_fault(
             self.stage, result, lambda: _daemon_answers(self.engine), image, self.log_path
         )
+
+
+def orphaned_containers(engine: Engine) -> list[tuple[str, int]]:
+    """Containers a farm process of this machine started and did not live to remove (it was
+    killed outright: SIGKILL, the OOM killer), as (id, pid). Another machine's, or a live
+    process's, are never among them."""
+    fields = f'{{{{.ID}}}} {{{{.Label "{PID_LABEL}"}}}} {{{{.Label "{HOST_LABEL}"}}}}'
+    listed = capture(
+        [engine.docker, "ps", "--all", "--filter", f"label={PID_LABEL}", "--format", fields],
+        timeout=60,
+    )
+    host = socket.gethostname()
+    orphans = []
+    for line in listed.output.splitlines() if listed.returncode == 0 else ():
+        container, pid, where = [*line.split(), "", "", ""][:3]
+        if pid.isdigit() and where == host and not _process_alive(int(pid)):
+            orphans.append((container, int(pid)))
+    return orphans
+
+
+def remove_orphans(engine: Engine, say: Callable[[str], None]) -> int:
+    """Remove :func:`orphaned_containers`, saying what went; how many."""
+    orphans = orphaned_containers(engine)
+    for container, pid in orphans:
+        capture([engine.docker, "rm", "--force", container], timeout=60)
+        say(f"removed container {container} left by farm process {pid}, which no longer runs")
+    return len(orphans)
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def engine_fault(

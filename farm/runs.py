@@ -139,6 +139,7 @@ def build(
         settings.engine,
         settings.cache_dir,
         written_directories(settings, out_root),
+        say,
     )
     ledger = Ledger(settings.state_dir)
     options = PipelineOptions(

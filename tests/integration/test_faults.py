@@ -334,3 +334,33 @@ def test_an_output_dir_that_is_a_file_fails_before_any_work(tmp_path: Path) -> N
     assert document["schema_version"] == 1 and document["error"]["kind"] == "environment"
     assert blocker.read_text() == "not a directory\n"
     assert not (tmp_path / "state" / "ledger").exists()
+
+
+def test_containers_of_a_farm_killed_outright_are_named_by_doctor_and_removed_next_time(
+    tmp_path: Path, demo_build: dict[str, Any], slow_smoke_catalog: Path
+) -> None:
+    """SIGKILL cannot be handled: what that farm started is found by its labels (its pid no
+    longer runs, on this machine) and removed by the next farm that needs the engine."""
+    wheel = Path(demo_build["wheel"])
+    farm = Farm(
+        tmp_path,
+        *("--recipes", str(slow_smoke_catalog), "smoke", str(wheel), "--target", TARGET),
+        *("--output-dir", str(tmp_path / "records")),
+    )
+    farm.wait_for("a smoke container", lambda: bool(containers(farm.pid)))
+    farm.process.kill()
+    farm.process.wait(timeout=30)
+    (left,) = containers(farm.pid)
+
+    doctor = run_farm("doctor", "--json", timeout=300)
+    (leftovers,) = [c for c in json.loads(doctor.stdout)["checks"] if c["name"] == "leftovers"]
+    assert leftovers["status"] == "warn" and f"farm process(es) {farm.pid}" in leftovers["detail"]
+
+    state = tmp_path / "state"
+    build = run_farm(
+        "build", "demo", "--target", TARGET, "--output-dir", str(tmp_path / "out"),
+        env={"FARM_STATE_DIR": str(state)},
+    )  # fmt: skip
+    assert build.returncode == 0, build.stderr[-3000:]
+    assert f"left by farm process {farm.pid}, which no longer runs" in build.stderr
+    assert not containers(farm.pid), left
