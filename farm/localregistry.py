@@ -37,7 +37,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 from farm.credentials import Credentials
 from farm.errors import EnvironmentProblem, RegistryUnavailable
-from farm.process import register_secret, spawn
+from farm.process import pid_alive, register_secret, spawn
 from farm.process import stop as stop_process
 from farm.registries import PypiserverRegistry, RegistryConfig
 
@@ -109,7 +109,7 @@ class LocalRegistry:
             state = ServerState(**data)
         except (OSError, ValueError, TypeError):
             return None
-        return state if _alive(state.pid) else None
+        return state if pid_alive(state.pid) else None
 
     def profile(self) -> PypiserverRegistry:
         """The running server's profile; a stopped one is an error, never a guessed URL."""
@@ -270,26 +270,11 @@ def _ended(pid: int, sig: signal.Signals, patience_s: float) -> bool:
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, sig)
     deadline = time.monotonic() + patience_s
-    while _alive(pid):
+    while pid_alive(pid):
         if time.monotonic() > deadline:
             return False
         time.sleep(0.1)
     return True
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A zombie child of this very process counts as gone.
-    try:
-        status = Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1][0]
-    except (OSError, IndexError):
-        return True
-    return status != "Z"
 
 
 def _port_free(port: int) -> bool:

@@ -212,3 +212,18 @@ def write_script(path: Path, commands: Sequence[tuple[Sequence[str], Mapping[str
     lines += [command_line(argv, env) for argv, env in commands]
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     path.chmod(0o755)
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` runs on this machine; a zombie (ended, not yet reaped) does not."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1][0]
+    except (OSError, IndexError):
+        return True
+    return state != "Z"

@@ -32,7 +32,7 @@ from typing import IO
 
 from farm.engine import BuildRequest, Engine, daemon_version
 from farm.errors import EnvironmentProblem, FarmError, TimedOut, host_fault
-from farm.process import Finished, capture, command_line, stream, write_script
+from farm.process import Finished, capture, command_line, pid_alive, stream, write_script
 
 STAGE_LABEL = "farm.stage"
 PID_LABEL = "farm.pid"
@@ -242,7 +242,7 @@ def orphaned_containers(engine: Engine) -> list[tuple[str, int]]:
     orphans = []
     for line in listed.output.splitlines() if listed.returncode == 0 else ():
         container, pid, where = [*line.split(), "", "", ""][:3]
-        if pid.isdigit() and where == host and not _process_alive(int(pid)):
+        if pid.isdigit() and where == host and not pid_alive(int(pid)):
             orphans.append((container, int(pid)))
     return orphans
 
@@ -254,16 +254,6 @@ def remove_orphans(engine: Engine, say: Callable[[str], None]) -> int:
         capture([engine.docker, "rm", "--force", container], timeout=60)
         say(f"removed container {container} left by farm process {pid}, which no longer runs")
     return len(orphans)
-
-
-def _process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def engine_fault(
