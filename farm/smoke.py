@@ -8,7 +8,7 @@ passthrough). An onnxruntime wheel gets one venv per NumPy major that applies
 second smoke run of the same wheel only starts containers. The check itself
 always runs, once per venv, in a fresh ``docker run --rm`` container of the
 target platform (QEMU on x86_64), with the check script and model mounted
-read-only, each bounded by the timeout. Checks report one JSON line; any
+read-only, all of them within the timeout together. Checks report one JSON line; any
 failed check fails the stage and is named.
 """
 
@@ -30,7 +30,7 @@ from typing import Any, Literal
 from farm import __version__
 from farm.catalog import Catalog, wheel_distribution
 from farm.engine import BuildRequest, Engine, image_exists
-from farm.errors import SmokeFailed, UsageError, host_faults
+from farm.errors import SmokeFailed, TimedOut, UsageError, host_faults
 from farm.models import OnnxruntimeSmoke, PythonSmoke, Smoke, Target
 from farm.network import network_secrets, proxy_build_args
 from farm.records import write_record
@@ -341,12 +341,8 @@ def run_smoke(
                 state = "built"
             _write_check_files(Path(scratch), smoke)
             options = ["-v", f"{scratch}:/farm/check:ro", *_device_args(device)]
-            outputs = [
-                runner.container(
-                    tag, argv, platform=target.platform, options=options, timeout=timeout
-                ).output
-                for argv in check_argvs(smoke, plan, device, expect_providers)
-            ]
+            argvs = check_argvs(smoke, plan, device, expect_providers)
+            outputs = _run_checks(runner, tag, argvs, target.platform, options, timeout)
         report = _report(wheel, target, plan, outputs, state, time.monotonic() - started)
         write_record(
             stem.with_name(f"{stem.name}.json"),
@@ -356,6 +352,29 @@ def run_smoke(
             {**report.to_json(), "image": tag, "host": host_details(target)},
         )
     return report
+
+
+def _run_checks(
+    runner: EngineRunner,
+    tag: str,
+    argvs: Sequence[Sequence[str]],
+    platform: str,
+    options: Sequence[str],
+    timeout: float,
+) -> list[str]:
+    """Each check in its container, one after the other, all within ``timeout`` together."""
+    deadline = time.monotonic() + timeout
+    outputs = []
+    try:
+        for argv in argvs:
+            left = max(1.0, deadline - time.monotonic())
+            result = runner.container(tag, argv, platform=platform, options=options, timeout=left)
+            outputs.append(result.output)
+    except TimedOut as exc:
+        raise TimedOut(
+            f"the smoke stage ran past its limit of {timeout:.0f} s and was stopped", hint=exc.hint
+        ) from None
+    return outputs
 
 
 def _device_args(device: DeviceMode) -> list[str]:

@@ -156,3 +156,23 @@ def test_a_failed_build_with_the_daemon_up_is_the_stages_failure(tmp_path: Path)
         EngineRunner(engine, "build", lambda line: None) as runner,
     ):
         runner.build(request, failed=lambda result: StepFailed(result.failing_line()))
+
+
+def test_the_smoke_checks_share_one_time_limit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two check containers of 2 s each under a 3 s limit: the second is stopped, and the
+    message gives the limit the user set, not what was left of it."""
+    from farm.smoke import _run_checks
+
+    engine, calls = _engine(tmp_path)
+    monkeypatch.setenv("FAKE_RUN_SECONDS", "2")
+    with (
+        pytest.raises(TimedOut, match="the smoke stage ran past its limit of 3 s"),
+        EngineRunner(engine, "smoke", print) as runner,
+    ):
+        _run_checks(runner, "img:1", [["check"], ["check"]], "linux/arm64", [], timeout=3)
+    assert [call[0] for call in _calls(calls) if call[0] == "run"] == ["run", "run"]
+    with EngineRunner(engine, "smoke", print) as runner:
+        outputs = _run_checks(runner, "img:1", [["check"]], "linux/arm64", [], timeout=30)
+    assert outputs == ["started"]
