@@ -102,6 +102,7 @@ def job_figures(job_dir: Path) -> dict[str, object]:
         "job_dir": str(job_dir),
         "build_stage_s": build.get("duration_s"),
         **(wheel_figures(wheels[0]) if wheels else {}),
+        "grafted": grafted_figures(job_dir),
     }
     if (info / "ninja_log").is_file():
         figures.update(ninja_figures(info / "ninja_log"))
@@ -137,11 +138,12 @@ def run(args: argparse.Namespace) -> dict[str, object]:
     sampler = MemorySampler()
     sampler.start()
     started = time.monotonic()
-    result = subprocess.run(argv, capture_output=True, text=True, env=os.environ)
+    # farm's progress goes on to this terminal (stderr); its JSON document is read from stdout.
+    result = subprocess.run(argv, stdout=subprocess.PIPE, text=True, env=os.environ)
     wall = time.monotonic() - started
     sampler.stopped.set()
     if not result.stdout.strip():
-        sys.exit(f"farm printed nothing (exit {result.returncode}): {result.stderr[-1500:]}")
+        sys.exit(f"farm printed nothing (exit {result.returncode}); its log is above")
     document = json.loads(result.stdout)
     figures: dict[str, object] = {
         "command": " ".join(argv),
@@ -153,6 +155,31 @@ def run(args: argparse.Namespace) -> dict[str, object]:
     if document.get("job_dir"):
         figures.update(job_figures(Path(document["job_dir"])))
     return figures
+
+
+def grafted_figures(job_dir: Path) -> dict[str, object]:
+    """What repair's check of the grafted libraries found (repaired/repair.json)."""
+    record = job_dir / "repaired" / "repair.json"
+    if not record.is_file():
+        return {}
+    grafted = json.loads(record.read_text()).get("grafted", [])
+    return {
+        "libraries": len(grafted),
+        "sections_compared": sum(entry["sections_compared"] for entry in grafted),
+        "sections_differ": sum(len(entry["sections_differ"]) for entry in grafted),
+        "loaded": sum(entry["load"] == "ok" for entry in grafted),
+        "skipped": sum(entry["load"] == "skipped" for entry in grafted),
+    }
+
+
+def failed_run(figures: dict[str, object]) -> str | None:
+    """Why the measured run failed (farm's exit code and the failed stages), or None."""
+    code = figures.get("exit", 0)
+    if not code:
+        return None
+    stages = figures.get("stages", {})
+    failed = [name for name, state in stages.items() if state[0] == "failed"]  # type: ignore[attr-defined]
+    return f"farm exited {code}; failed stage(s): {', '.join(failed) or 'none recorded'}"
 
 
 def main() -> None:
@@ -170,6 +197,10 @@ def main() -> None:
     else:
         figures = run(args)
     print(json.dumps(figures, indent=2))
+    # The figures of a failed build are printed, and the benchmark fails with farm's code.
+    failure = failed_run(figures)
+    if failure:
+        sys.exit(failure)
 
 
 if __name__ == "__main__":

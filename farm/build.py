@@ -29,6 +29,7 @@ from typing import Any
 from farm import cibw
 from farm.builders import cibuildwheel as cibuildwheel_driver
 from farm.cudastack import DEFAULT_MIRRORS, Mirrors
+from farm.debs import DEBS_DIR, fetch_debs
 from farm.engine import BuildRequest, Engine
 from farm.errors import BuildFailed, FarmError, host_faults
 from farm.models import CibuildwheelBuild
@@ -36,6 +37,7 @@ from farm.network import network_secrets, proxy_build_args
 from farm.plan import BuildJob
 from farm.process import Finished, command_line
 from farm.records import write_record
+from farm.render import package_lock
 from farm.runner import EngineRunner
 from farm.sources import prepare_context, stage_tree
 
@@ -188,6 +190,10 @@ def _context(
             prepare_context(
                 spec.recipe, spec.recipe_path, spec.version, context, cache, on_line, mirrors
             )
+        lock = package_lock(spec)
+        if lock is not None:
+            cache, mirrors = downloads
+            fetch_debs(lock, context / DEBS_DIR, cache, mirrors, on_line)
         yield context
 
 

@@ -18,6 +18,7 @@ from typing import Any, Generic, TypeVar
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from farm.debs import check_lock
 from farm.errors import CatalogError, UnknownNameError
 from farm.models import FieldRuleError, Recipe, Target
 from farm.paths import data_dir
@@ -135,6 +136,17 @@ def _check_names(catalog: Catalog) -> None:
             raise CatalogError(
                 recipe_entry.path, "source.path", f"{source.path!r} is not a directory"
             )
+        _check_locks(recipe_entry)
+
+
+def _check_locks(entry: Entry[Recipe]) -> None:
+    """Each package lock a recipe names (for itself or one target) reads, and locks what
+    that build installs."""
+    for name in (None, *entry.model.overrides):
+        build = (entry.model.for_target(name) if name else entry.model).build
+        lock = getattr(build, "package_lock", None)
+        if lock is not None:
+            check_lock(entry.path, lock)
 
 
 def _load_named(path: Path, model: type[NamedT]) -> NamedT:

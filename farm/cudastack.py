@@ -36,6 +36,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from farm.digest import sha256_file
 from farm.errors import EnvironmentProblem, RegistryError, StackError
 from farm.models import CudaStack, StackPackage, StackPatch
 from farm.process import capture
@@ -119,9 +120,15 @@ def fetch(
 
 
 def fetch_url(url: str, sha256: str, final: Path, label: str, say: Progress) -> Path:
-    """Download ``url`` to ``final`` unless it is there; refuse bytes other than pinned."""
+    """Download ``url`` to ``final`` unless it is there with the pinned bytes; refuse bytes
+    other than pinned. A cached file is checked on every use: one that changed since it was
+    fetched (a disk fault, a hand edit, tampering) is deleted, said so, and fetched again."""
     if final.is_file():
-        return final
+        found = sha256_file(final)
+        if found == sha256:
+            return final
+        say(f"cached {final} has sha256 {found}, not the pinned {sha256}: fetching it again")
+        final.unlink()
     final.parent.mkdir(parents=True, exist_ok=True)
     say(f"fetching {label} ({final.name})")
     partial = final.with_name(f".{final.name}.{os.getpid()}.partial")

@@ -67,8 +67,27 @@ class Engine:
         )
 
     def run_argv(self, platform: str, network: str, *options: str) -> list[str]:
-        """``docker run`` of a throw-away container of ``platform``; image and command follow."""
-        return [self.docker, "run", "--rm", "--platform", platform, "--network", network, *options]
+        """``docker run`` of a throw-away container of ``platform``; image and command follow.
+
+        The command never runs as the container's PID 1: Docker's init (tini) does. Under
+        QEMU user emulation a crashing guest ends by raising its signal on itself, and the
+        kernel does not deliver a default-action signal to a PID namespace's init, so a
+        crash as PID 1 can leave the container idle until its time limit. Core dumps are off
+        from the start (writing an emulated guest's core takes minutes and helps nobody).
+        """
+        return [
+            self.docker,
+            "run",
+            "--rm",
+            "--init",
+            "--ulimit",
+            "core=0",
+            "--platform",
+            platform,
+            "--network",
+            network,
+            *options,
+        ]
 
     def build_argv(self, request: BuildRequest) -> list[str]:
         """The full BuildKit invocation for one build."""

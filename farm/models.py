@@ -497,6 +497,14 @@ class _FarmBuilder(FrozenModel):
     builds_cuda: ClassVar[bool] = True
     dockerfile: str
     cross_dockerfile: str
+    # A file beside the recipe pinning every Debian package that installing the build's target
+    # packages fetches (farm/debs.py, written by `farm lock`); without one, they come from the
+    # live archive.
+    package_lock: RelativePath | None = None
+
+    def target_packages(self) -> tuple[str, ...]:
+        """Target packages the wheel's libraries come from (repair needs them to graft)."""
+        return ()
 
     def dockerfile_for(self, strategy: Strategy) -> str:
         return self.cross_dockerfile if strategy == "cross" else self.dockerfile
@@ -640,6 +648,7 @@ class BuildOverride(FrozenModel):
     protoc: AbsolutePath | None = None
     deps: tuple[StackPackage, ...] = ()
     dep_files: dict[RelativePath, str] = Field(default_factory=dict)
+    package_lock: RelativePath | None = None
 
 
 class TargetOverride(FrozenModel):
@@ -778,5 +787,6 @@ def _merge_build(build: Build, extra: BuildOverride) -> Build:
             "protoc": extra.protoc or build.protoc,
             "deps": (*build.deps, *extra.deps),
             "dep_files": {**build.dep_files, **extra.dep_files},
+            "package_lock": extra.package_lock or build.package_lock,
         }
     )

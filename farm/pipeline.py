@@ -32,6 +32,7 @@ from farm.provenance import provenance_record, stamp_wheel
 from farm.publish import PublishRequest, RetryPolicy, publish_wheel, sha256_of
 from farm.records import write_record
 from farm.registries import IndexLocation, Profile
+from farm.render import locked_files
 from farm.repair import run_repair
 from farm.schemas import SCHEMA_VERSIONS
 from farm.smoke import check_definition, expected_providers, run_smoke
@@ -315,6 +316,7 @@ class Runner:
                     line,
                     self.job.spec.recipe.build.target_packages(),
                     self.job.spec.source_date_epoch,
+                    locked_files(self.job.spec, self.options.cache_dir, self.options.mirrors),
                 )
             wheel = repaired.wheel
             build = self.entry.stage("build")

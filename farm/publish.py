@@ -34,7 +34,6 @@ made in a temporary directory and removed).
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import re
 import sys
@@ -49,6 +48,7 @@ from packaging.utils import parse_wheel_filename
 
 from farm.credentials import Credentials
 from farm.devpi import ensure_index
+from farm.digest import sha256_file
 from farm.errors import (
     CredentialsRejected,
     FileExists,
@@ -65,7 +65,6 @@ from farm.provenance import provenance_matches
 from farm.records import write_record
 from farm.registries import DevpiRegistry, GitlabRegistry, IndexLocation, Profile
 from farm.simpleindex import (
-    CHUNK,
     RemoteFile,
     TransientFailure,
     download_sha256,
@@ -166,11 +165,7 @@ class PublishedWheel:
 
 
 def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
+    return sha256_file(path)
 
 
 def validate_wheel(path: Path, profile: Profile) -> LocalWheel:

@@ -12,12 +12,15 @@ import re
 import shlex
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import jinja2
 
 from farm import __version__
 from farm.builders import driver_for
+from farm.cudastack import Mirrors
+from farm.debs import LockedFiles, PackageLock, load_lock
 from farm.errors import CatalogError
 from farm.jobspec import JobSpec
 from farm.models import STACK_HOME
@@ -109,8 +112,31 @@ def template_context(spec: JobSpec) -> dict[str, Any]:
         "cuda_stack_home": STACK_HOME,
         "source_date_epoch": spec.source_date_epoch,
         "toolchain_probes": toolchain_probes(spec),
+        "package_lock": package_lock(spec),
         **driver.template_context(spec),
     }
+
+
+def package_lock(spec: JobSpec) -> PackageLock | None:
+    """The pinned target packages of a job's build, if its recipe locks them."""
+    build = spec.recipe.build
+    name = getattr(build, "package_lock", None)
+    if name is None:
+        return None
+    lock = load_lock(spec.recipe_path, name, build.target_packages())
+    if lock.target != spec.target.name:
+        raise CatalogError(
+            spec.recipe_path,
+            "build.package_lock",
+            f"{name!r} pins packages for target {lock.target}, not {spec.target.name}",
+        )
+    return lock
+
+
+def locked_files(spec: JobSpec, cache: Path, mirrors: Mirrors) -> LockedFiles | None:
+    """A job's package lock with where its files come from, for stages that install them."""
+    lock = package_lock(spec)
+    return None if lock is None else LockedFiles(lock=lock, cache=cache, mirrors=mirrors)
 
 
 def render_dockerfile(spec: JobSpec) -> str:

@@ -19,6 +19,7 @@ SCHEMA_VERSIONS: Mapping[str, int] = MappingProxyType(
         "doctor": 1,  # farm doctor
         "build": 2,  # farm build (and --dry-run): the pipeline's stages plus wheels and log
         "repair": 1,  # farm repair
+        "lock": 1,  # farm lock
         "smoke": 2,  # farm smoke and the smoke-*.json record; 2: checks per NumPy major
         "inspect": 1,  # farm inspect
         "publish": 1,  # farm publish (and --dry-run)

@@ -17,7 +17,9 @@ from __future__ import annotations
 import hashlib
 import json
 import platform
+import re
 import shutil
+import signal
 import struct
 import tempfile
 import time
@@ -33,6 +35,7 @@ from farm.engine import BuildRequest, Engine, image_exists
 from farm.errors import SmokeFailed, TimedOut, UsageError, host_faults
 from farm.models import OnnxruntimeSmoke, PythonSmoke, Smoke, Target
 from farm.network import network_secrets, proxy_build_args
+from farm.process import Finished
 from farm.records import write_record
 from farm.render import environment
 from farm.runner import EngineRunner
@@ -361,7 +364,7 @@ def _run_checks(
     platform: str,
     options: Sequence[str],
     timeout: float,
-) -> list[str]:
+) -> list[Finished]:
     """Each check in its container, one after the other, all within ``timeout`` together."""
     deadline = time.monotonic() + timeout
     outputs = []
@@ -369,7 +372,7 @@ def _run_checks(
         for argv in argvs:
             left = max(1.0, deadline - time.monotonic())
             result = runner.container(tag, argv, platform=platform, options=options, timeout=left)
-            outputs.append(result.output)
+            outputs.append(result)
     except TimedOut as exc:
         raise TimedOut(
             f"the smoke stage ran past its limit of {timeout:.0f} s and was stopped", hint=exc.hint
@@ -435,7 +438,7 @@ def _report(
     wheel: Path,
     target: Target,
     plan: SmokePlan,
-    outputs: Sequence[str],
+    outputs: Sequence[Finished],
     state: str,
     duration: float,
 ) -> SmokeReport:
@@ -456,19 +459,47 @@ def _report(
     )
 
 
-def _check_result(output: str, env: SmokeEnvironment) -> dict[str, Any]:
+def _check_result(result: Finished, env: SmokeEnvironment) -> dict[str, Any]:
     """The check's JSON line from one environment; a failed "run" check when it has none
-    (the interpreter crashed: a NumPy 1 extension under NumPy 2 may end in SIGSEGV)."""
+    (the interpreter crashed: a NumPy 1 extension under NumPy 2 may end in SIGSEGV, a
+    damaged library aborts at load), naming the first fatal line and the signal."""
     run = f"run {env.numpy.label}" if env.numpy else "run"
+    output = result.output
     lines = [line for line in output.splitlines() if line.startswith("{")]
     data: dict[str, Any]
     try:
         data = json.loads(lines[-1])
     except (IndexError, ValueError):
-        last = output.strip().splitlines()[-1:] or ["no output"]
-        data = {"checks": [{"name": run, "ok": False, "detail": last[0]}], "info": {}}
+        detail = crash_detail(output, result.returncode)
+        data = {"checks": [{"name": run, "ok": False, "detail": detail}], "info": {}}
     data["checks"] = data.get("checks") or [{"name": run, "ok": False, "detail": "no checks ran"}]
     return data
+
+
+# Lines a dying process prints that say why, most telling first: a library's own fatal
+# message (libprotobuf's "[libprotobuf FATAL ...]", glog's "F1207 ..."), C++'s terminate, the
+# loader's refusal, Python's fatal error, then what QEMU or the shell says of the signal.
+_FATAL_LINES = (
+    re.compile(r"\bFATAL\b|CHECK failed|terminate called|Fatal Python error"),
+    re.compile(r"error while loading shared libraries|undefined symbol|cannot open shared object"),
+    re.compile(r"uncaught target signal|Segmentation fault|Aborted|Illegal instruction"),
+)
+
+
+def crash_detail(output: str, returncode: int) -> str:
+    """One line for a check that died without its report: the first fatal line of its
+    output and the signal that ended it (a container's exit status 128+N)."""
+    lines = [" ".join(line.split()) for line in output.splitlines() if line.strip()]
+    fatal = next(
+        (line for pattern in _FATAL_LINES for line in lines if pattern.search(line)),
+        lines[-1] if lines else "no output",
+    )
+    if returncode > 128 and returncode - 128 in _SIGNALS:
+        return f"{fatal} (ended by {_SIGNALS[returncode - 128]}, exit {returncode})"
+    return f"{fatal} (exit {returncode})" if returncode else fatal
+
+
+_SIGNALS = {int(sig): sig.name for sig in signal.Signals}
 
 
 def _merged_info(results: Sequence[dict[str, Any]], plan: SmokePlan) -> dict[str, Any]:

@@ -13,10 +13,12 @@ from pathlib import Path
 
 from farm.baseimage import ensure_base_image
 from farm.catalog import Catalog
+from farm.debs import LockedFiles, load_lock
 from farm.doctor import preflight
 from farm.engine import Engine
 from farm.errors import UsageError
 from farm.inspect import WheelReport, inspect_wheel
+from farm.locking import WrittenLock, write_lock
 from farm.models import Target
 from farm.pipeline import Section
 from farm.repair import RepairedWheel, run_repair
@@ -62,8 +64,16 @@ def repair(
     engine = _target_ready(target, settings, {"--output-dir": output_dir}, section)
     with section("repair", f"repairing {wheel.name} for {target.name}") as line:
         recipe = catalog.recipe_for_wheel(wheel.name)
-        packages = recipe.model.for_target(target.name).build.target_packages() if recipe else ()
-        return run_repair(wheel, target, target.default_python, engine, output_dir, line, packages)
+        build = recipe.model.for_target(target.name).build if recipe else None
+        packages = build.target_packages() if build else ()
+        locked = None
+        lock_name: str | None = getattr(build, "package_lock", None)
+        if recipe and lock_name:
+            lock = load_lock(recipe.path, lock_name, packages)
+            locked = LockedFiles(lock=lock, cache=settings.cache_dir, mirrors=settings.mirrors)
+        return run_repair(
+            wheel, target, target.default_python, engine, output_dir, line, packages, locked=locked
+        )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -109,3 +119,14 @@ def inspect(catalog: Catalog, wheel: Path, target_name: str) -> WheelReport:
     """Whether the wheel can work on the target, with its recipe's provider expectations."""
     target = _wheel_and_target(catalog, wheel, target_name)
     return inspect_wheel(wheel, target, wheel_providers(catalog, wheel.name, target))
+
+
+def lock(
+    catalog: Catalog, settings: Settings, package: str, target_name: str, section: Section
+) -> WrittenLock:
+    """Pin what the package's build installs into the target (``farm lock``)."""
+    entry = catalog.recipe(package)
+    target = catalog.target(target_name).model
+    engine = _target_ready(target, settings, {}, section)
+    with section("lock", f"asking apt in {target.name}'s base image") as line:
+        return write_lock(entry, target, engine, settings.cache_dir, settings.mirrors, line)

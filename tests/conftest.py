@@ -34,7 +34,7 @@ def catalog_copy(tmp_path: Path) -> Path:
     """A writable copy of the built-in catalog, used as the only catalog directory."""
     copy = tmp_path / "recipes"
     shutil.copytree(data_dir("recipes"), copy)
-    for tree in ("demo", "demo-cmake", "demo-cuda"):  # the demo recipes' source trees
+    for tree in ("demo", "demo-cmake", "demo-cuda", "demo-graft"):  # the demo recipes' sources
         shutil.copytree(REPO / tree, tmp_path / tree)
     return copy
 

@@ -7,7 +7,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from farm import console
+from farm import console, wheels
 from farm.catalog import Catalog, display
 from farm.cli._shared import add_job_arguments, add_json, job_from_args
 from farm.compat import recipe_summary
@@ -56,6 +56,20 @@ def add_commands(commands: Any) -> None:
         "-o", "--output", type=Path, metavar="FILE", help="write to FILE instead of standard output"
     )
     render.set_defaults(handler=cmd_render)
+
+    lock = commands.add_parser(
+        "lock",
+        help="pin the Debian packages a build installs into the target",
+        description="Ask apt, in the target's base image, which files installing the "
+        "package's target packages (a cross build's sysroot packages, or its system packages) "
+        "fetches, and write them with version, pool path and sha256 to the recipe's "
+        "package_lock file (default locks/RECIPE.TARGET.yaml beside the recipe). Builds and "
+        "repairs then install exactly those files, checked again, without the archive.",
+    )
+    lock.add_argument("package", help="package recipe name, e.g. onnxruntime-gpu")
+    lock.add_argument("-t", "--target", required=True, help="target name or alias")
+    add_json(lock)
+    lock.set_defaults(handler=cmd_lock)
 
 
 TARGET_COLUMNS = (
@@ -154,4 +168,23 @@ def cmd_render(args: argparse.Namespace, catalog: Catalog, settings: Settings) -
     except OSError as exc:
         raise UsageError(f"cannot write {args.output}: {exc.strerror}") from None
     console.stderr.print(f"wrote {args.output} (build key {job.build_key[:12]})")
+    return EXIT_OK
+
+
+def cmd_lock(args: argparse.Namespace, catalog: Catalog, settings: Settings) -> int:
+    written = wheels.lock(catalog, settings, args.package, args.target, console.section)
+    lock = written.lock
+    if args.json:
+        document = {
+            "path": str(written.path),
+            "changed": written.changed,
+            **lock.model_dump(mode="json"),
+        }
+        console.print_json(versioned("lock", document))
+    else:
+        state = "written" if written.changed else "unchanged"
+        console.print_text(
+            f"{display(written.path)}: {len(lock.packages)} packages for "
+            f"{', '.join(lock.requested)} on {lock.target} ({state})\n"
+        )
     return EXIT_OK

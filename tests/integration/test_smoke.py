@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -125,3 +126,38 @@ def test_missing_provider_fails(ort_cpu_wheel: Path, tmp_path: Path) -> None:
     assert result.returncode == 1
     assert "smoke check providers failed on bookworm-arm64" in result.stderr
     assert "missing: TensorrtExecutionProvider" in result.stderr
+
+
+def test_a_check_that_aborts_ends_at_once_naming_its_fatal_line_and_signal(
+    demo_wheel: Path, tmp_path: Path
+) -> None:
+    """A crashing emulated process is never its container's PID 1 (the kernel would not
+    deliver QEMU's self-raised SIGABRT to a namespace's init, and the container would idle
+    until the time limit), and its core is not written: the check ends at once."""
+    catalog = tmp_path / "catalog"
+    (catalog / "packages").mkdir(parents=True)
+    recipe = (REPO / "recipes" / "packages" / "demo.yaml").read_text()
+    recipe = recipe.replace("path: ../../demo", f"path: {REPO / 'demo'}")
+    script = recipe.index("  script: |")
+    recipe = recipe[:script] + (
+        "  script: |\n"
+        "    import os, sys\n"
+        "    print('[demo FATAL check.cc:12] CHECK failed: registry', file=sys.stderr)\n"
+        "    sys.stderr.flush()\n"
+        "    os.abort()\n"
+    )
+    (catalog / "packages" / "demo.yaml").write_text(recipe)
+    limit = 600
+    started = time.monotonic()
+    result = run_farm(
+        "--recipes", str(catalog), "smoke", str(demo_wheel), "--target", "bookworm-arm64",
+        "--output-dir", str(tmp_path), "--timeout", str(limit), "--json",
+    )  # fmt: skip
+    elapsed = time.monotonic() - started
+    assert result.returncode == 1, result.stderr[-2000:]
+    assert elapsed < limit / 3, f"took {elapsed:.0f} s: the crashed check sat until its limit"
+    (failed,) = [c for c in json.loads(result.stdout)["checks"] if not c["ok"]]
+    assert failed["detail"] == (
+        "[demo FATAL check.cc:12] CHECK failed: registry (ended by SIGABRT, exit 134)"
+    )
+    assert "SIGABRT" in result.stderr

@@ -175,4 +175,4 @@ def test_the_smoke_checks_share_one_time_limit(
     assert [call[0] for call in _calls(calls) if call[0] == "run"] == ["run", "run"]
     with EngineRunner(engine, "smoke", print) as runner:
         outputs = _run_checks(runner, "img:1", [["check"]], "linux/arm64", [], timeout=30)
-    assert outputs == ["started"]
+    assert [finished.output for finished in outputs] == ["started"]

@@ -12,6 +12,7 @@ from farm import smoke
 from farm.catalog import Catalog
 from farm.errors import SmokeFailed
 from farm.models import Target
+from farm.process import Finished
 from farm.smoke import (
     GENERIC_ONNXRUNTIME_SMOKE,
     VENV,
@@ -117,6 +118,10 @@ def test_the_environment_tag_changes_with_the_requirement_set(
     assert environment_tag(wheel, bookworm, "3.11", only_numpy_1) != tag
 
 
+def _finished(output: str, returncode: int = 0) -> Finished:
+    return Finished(argv=("docker", "run"), returncode=returncode, output=output)
+
+
 def _line(*checks: tuple[str, bool], numpy: str) -> str:
     names = [{"name": name, "ok": ok, "detail": "d"} for name, ok in checks]
     return "noise\n" + json.dumps({"checks": names, "info": {"numpy": numpy, "version": "1"}})
@@ -125,8 +130,10 @@ def _line(*checks: tuple[str, bool], numpy: str) -> str:
 def test_the_report_names_the_major_that_failed(tmp_path: Path, bookworm: Target) -> None:
     plan = plan_smoke(_wheel(tmp_path, "numpy"), bookworm, "3.11", GENERIC_ONNXRUNTIME_SMOKE)
     outputs = [
-        _line(("import numpy 2.3.5", False), numpy="2.3.5"),
-        _line(("import numpy 1.26.4", True), ("inference numpy 1.26.4", True), numpy="1.26.4"),
+        _finished(_line(("import numpy 2.3.5", False), numpy="2.3.5")),
+        _finished(
+            _line(("import numpy 1.26.4", True), ("inference numpy 1.26.4", True), numpy="1.26.4")
+        ),
     ]
     report = smoke._report(tmp_path / "w.whl", bookworm, plan, outputs, "built", 1.0)
     assert not report.passed
@@ -139,11 +146,12 @@ def test_a_crash_is_a_failed_run_of_that_major_and_a_skip_is_reported(
 ) -> None:
     wheel = _wheel(tmp_path, "numpy")
     plan = plan_smoke(wheel, bookworm, "3.13", GENERIC_ONNXRUNTIME_SMOKE)
-    report = smoke._report(wheel, bookworm, plan, ["Segmentation fault"], "cached", 1.0)
+    crashed = _finished("Segmentation fault", returncode=139)
+    report = smoke._report(wheel, bookworm, plan, [crashed], "cached", 1.0)
     assert report.checks[0] == {
         "name": "run numpy 2.x",
         "ok": False,
-        "detail": "Segmentation fault",
+        "detail": "Segmentation fault (ended by SIGSEGV, exit 139)",
     }
     skip = report.checks[1]
     assert skip["name"] == "numpy 1.x" and skip["ok"] and skip["skipped"]

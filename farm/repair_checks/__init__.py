@@ -1,0 +1,1 @@
+"""Scripts the repair stage runs inside the target image (not imported by farm itself)."""
