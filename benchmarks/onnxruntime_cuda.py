@@ -30,6 +30,7 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import threading
@@ -128,8 +129,15 @@ def read_memory_log(path: Path) -> list[tuple[float, int]]:
     return [(float(row[0]), int(row[1])) for row in rows if len(row) == 2]
 
 
+def farm_command() -> str:
+    """The farm installed beside this interpreter (a venv's), else the one on PATH."""
+    beside = Path(sys.executable).parent / "farm"
+    return str(beside) if beside.is_file() else shutil.which("farm") or "farm"
+
+
 def run(args: argparse.Namespace) -> dict[str, object]:
-    argv = ["farm", "build", "onnxruntime-gpu", "--target", args.target, "--strategy", "cross"]
+    argv = [farm_command(), "build", "onnxruntime-gpu", "--target", args.target]
+    argv += ["--strategy", "cross"]
     argv += ["--json"]
     if args.publish:
         argv += ["--publish", args.publish]

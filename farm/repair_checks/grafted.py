@@ -46,7 +46,8 @@ from elftools.elf.elffile import ELFFile
 from elftools.elf.sections import SymbolTableSection
 
 REWRITTEN = frozenset({".dynamic", ".dynstr"})
-LIBRARY_DIRS = ("/lib", "/usr/lib", "/usr/local/lib", "/opt")
+# /usr/lib first: on merged-/usr systems /lib is a link to it, and /usr/lib is the real path.
+LIBRARY_DIRS = ("/usr/lib", "/lib", "/usr/local/lib", "/opt")
 LOAD_TIMEOUT_S = 600
 _GRAFTED = re.compile(r"^(?P<base>.+)-(?P<short>[0-9a-f]{8})\.(?P<rest>.+)$")
 _MISSING = re.compile(r"^(?P<lib>\S+): cannot open shared object file")
