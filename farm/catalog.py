@@ -10,6 +10,7 @@ naming the file and the field.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -167,7 +168,7 @@ def load_model(path: Path, model: type[ModelT]) -> ModelT:
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        raise _validation_error(path, exc) from None
+        raise _validation_error(path, exc, data) from None
 
 
 def read_yaml(path: Path) -> Any:
@@ -205,27 +206,51 @@ def _construct_mapping(loader: _StrictLoader, node: yaml.MappingNode) -> dict[An
 _StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 
 
-def _validation_error(path: Path, exc: ValidationError) -> CatalogError:
+def _validation_error(path: Path, exc: ValidationError, data: Any = None) -> CatalogError:
     # An unknown field is most often a typo of a missing one: report it first.
     errors = sorted(exc.errors(include_url=False), key=lambda e: e["type"] != "extra_forbidden")
     first = errors[0]
-    field = _field_path(first)
+    field = _field_path(first, data)
     rule = _rule_text(first)
     if len(errors) > 1:
         rule += f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})"
     return CatalogError(display(path), field, rule)
 
 
-def _field_path(error: Mapping[str, Any]) -> str | None:
-    """Dotted path of the failing field: ``rules[2].requires.python``."""
-    parts = list(error["loc"])
+def _field_path(error: Mapping[str, Any], data: Any = None) -> str | None:
+    """Dotted path of the failing field as the file spells it: ``rules[2].requires.python``
+    (pydantic's location also names the member of a tagged union, ``build.pep517.…``, which
+    is no key of the file and is left out)."""
+    parts = _in_file(list(error["loc"]), data)
     raised = error.get("ctx", {}).get("error")
-    if isinstance(raised, FieldRuleError):
-        parts.extend(raised.field.split("."))
+    if isinstance(raised, FieldRuleError) and raised.field:
+        # ``[N]`` is a list index (farm.models._refuse_control writes them so)
+        parts.extend(
+            int(part[1:-1]) if re.fullmatch(r"\[\d+\]", part) else part
+            for part in raised.field.split(".")
+        )
     text = ""
     for part in parts:
         text += f"[{part}]" if isinstance(part, int) else f".{part}"
     return text.lstrip(".") or None
+
+
+def _in_file(loc: list[Any], data: Any) -> list[Any]:
+    if data is None:
+        return loc
+    kept, node = [], data
+    for index, part in enumerate(loc):
+        last = index == len(loc) - 1
+        if isinstance(node, dict) and not last and part == node.get("kind"):
+            continue  # the tag of a union member (``source: {kind: path, path: …}``)
+        if (isinstance(node, dict) and part in node) or (
+            isinstance(node, list) and isinstance(part, int) and part < len(node)
+        ):
+            node = node[part]
+        elif isinstance(node, dict) and isinstance(part, str) and not last:
+            continue  # a union member's tag (a missing field is the last part, and kept)
+        kept.append(part)
+    return kept
 
 
 def _rule_text(error: Mapping[str, Any]) -> str:
@@ -234,7 +259,9 @@ def _rule_text(error: Mapping[str, Any]) -> str:
         return "unknown field"
     if kind == "missing":
         return "required field is missing"
-    return message.removeprefix("Value error, ")
+    # Pydantic quotes the input in some messages: control characters are shown escaped.
+    text = message.removeprefix("Value error, ")
+    return re.sub(r"[\x00-\x1f\x7f]", lambda found: repr(found[0])[1:-1], text)
 
 
 def display(path: Path | str) -> str:

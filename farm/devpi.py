@@ -10,16 +10,14 @@ promise that one file name means one content, so publishing to one is refused.
 
 from __future__ import annotations
 
-import base64
 import json
-import ssl
 import urllib.error
 import urllib.request
 from collections.abc import Callable
 
 from farm.credentials import Credentials
 from farm.errors import CredentialsRejected, RegistryError
-from farm.network import ca_bundle
+from farm.httpclient import open_url
 from farm.registries import DevpiRegistry, IndexLocation
 from farm.simpleindex import TransientFailure
 
@@ -50,19 +48,18 @@ def _request(
     method: str, url: str, credentials: Credentials | None, body: dict[str, object] | None
 ) -> dict[str, object] | None:
     data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(  # noqa: S310 - the profile's http(s) URL
-        url, data=data, method=method, headers={"Accept": "application/json"}
-    )
+    headers = {"Accept": "application/json"}
     if data is not None:
-        request.add_header("Content-Type", "application/json")
-    if credentials is not None:
-        token = base64.b64encode(f"{credentials.username}:{credentials.password}".encode())
-        request.add_header("Authorization", f"Basic {token.decode()}")
-    context = ssl.create_default_context(cafile=ca_bundle())
+        headers["Content-Type"] = "application/json"
     try:
-        with urllib.request.urlopen(request, timeout=30, context=context) as response:  # noqa: S310
-            document: dict[str, object] = json.loads(response.read() or b"{}")
-            return document
+        with open_url(
+            url, credentials=credentials, method=method, data=data, headers=headers
+        ) as response:
+            document = json.loads(response.read() or b"{}")
+    except ValueError:
+        raise RegistryError(
+            f"devpi {method} {url}: the answer is not JSON; is this a devpi server?"
+        ) from None
     except urllib.error.HTTPError as exc:
         exc.close()
         if exc.code == 404 and method == "GET":
@@ -78,3 +75,6 @@ def _request(
         raise RegistryError(f"devpi {method} {url}: HTTP {exc.code} {exc.reason}") from None
     except (urllib.error.URLError, OSError) as exc:
         raise TransientFailure(f"{url}: {getattr(exc, 'reason', exc)}") from None
+    if not isinstance(document, dict):
+        raise RegistryError(f"devpi {method} {url}: the answer is not a JSON object")
+    return document

@@ -22,6 +22,8 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
+    ValidationInfo,
+    field_validator,
     model_validator,
 )
 
@@ -69,8 +71,68 @@ class FieldRuleError(ValueError):
         self.field = field
 
 
+class _MultiLine:
+    """Marks a text field that may span lines (a script, a patch, a file's contents)."""
+
+    def __repr__(self) -> str:
+        return "MultiLine"
+
+
+MULTILINE = _MultiLine()
+# A script, a patch or a file's contents: line breaks and tabs allowed, other control
+# characters not. Every other string is one line without control characters.
+Text = Annotated[str, MULTILINE]
+
+
+# One word: an image reference, a compiler, a package name. No blanks, so it cannot become
+# two arguments or a second instruction wherever it is written.
+def _word(value: str) -> str:
+    if not value or any(character.isspace() for character in value):
+        raise ValueError(f"must be one word, without blanks or line breaks: {value[:60]!r}")
+    return value
+
+
+Word = Annotated[str, AfterValidator(_word)]
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_CONTROL_IN_TEXT = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def _refuse_control(value: object, multiline: bool, where: str = "") -> None:
+    """Walk a field's value: strings, and the strings in its lists and mappings (keys are
+    always one line). Nested models check their own fields. ``where`` is the path inside
+    the field (``3``, ``key``), so that errors name the very item."""
+    if isinstance(value, str):
+        found = (_CONTROL_IN_TEXT if multiline else _CONTROL).search(value)
+        if found:
+            what = "" if multiline else " (one line only)"
+            message = (
+                f"control character U+{ord(found[0]):04X} at offset {found.start()}{what}, "
+                f"after {value[: found.start()][-40:]!r}"
+            )
+            raise FieldRuleError(where, message) if where else ValueError(message)
+    elif isinstance(value, (tuple, list)):
+        for index, item in enumerate(value):
+            _refuse_control(item, multiline, f"{where}.[{index}]".lstrip("."))
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _refuse_control(key, False, where)
+            _refuse_control(item, multiline, f"{where}.{key}".lstrip("."))
+
+
 class FrozenModel(BaseModel):
+    """Every catalog model: unknown fields refused, immutable, and no string field that
+    could carry a line break or another control character into a Dockerfile, a shell
+    script or a command line, unless its type is :data:`Text`."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _no_control_characters(cls, value: object, info: ValidationInfo) -> object:
+        field = cls.model_fields.get(info.field_name or "")
+        multiline = field is not None and MULTILINE in field.metadata
+        _refuse_control(value, multiline)
+        return value
 
 
 # --- targets ---------------------------------------------------------------
@@ -137,7 +199,7 @@ class StackPatch(FrozenModel):
 
     directory: RelativePath  # below the toolkit home; "{target}" as in ``place``
     why: str = Field(min_length=1)
-    diff: str = Field(min_length=1)
+    diff: Text = Field(min_length=1)
 
 
 class CudaStack(FrozenModel):
@@ -199,7 +261,7 @@ class Bootstrap(FrozenModel):
     suite: Name
     variant: Literal["extract", "custom", "essential", "apt", "minbase", "buildd", "important"]
     architecture: Literal["arm64", "amd64"]
-    include: tuple[str, ...] = ()
+    include: tuple[Word, ...] = ()
     components: tuple[Name, ...] = ("main",)
     mirror: str | None = None
 
@@ -208,7 +270,7 @@ class ToolsPython(FrozenModel):
     """An interpreter in the target image for the farm's own tools, when the target's is too old."""
 
     python: str = Field(pattern=r"^python3(\.\d{1,2})?$")
-    apt: tuple[str, ...] = ()
+    apt: tuple[Word, ...] = ()
 
 
 # auditwheel 6.4, the first that reads the architecture from the wheel, needs Python >= 3.9
@@ -217,7 +279,7 @@ TOOLS_MIN_PYTHON = Version("3.9")
 
 
 class BaseImage(FrozenModel):
-    reference: str = Field(min_length=1)
+    reference: Word = Field(min_length=1)
     digest: Digest | None = None
     bootstrap: Bootstrap | None = None
     # Registry packages whose shared libraries a bootstrapped image provides in
@@ -276,11 +338,11 @@ class CrossToolchain(FrozenModel):
     build_platform: Literal["linux/amd64", "linux/arm64"] = "linux/amd64"
     builder_image: BaseImage
     triplet: Name  # GNU triplet of the target, e.g. aarch64-linux-gnu
-    cc: str = Field(min_length=1)
-    cxx: str = Field(min_length=1)
+    cc: Word = Field(min_length=1)
+    cxx: Word = Field(min_length=1)
     # apt packages the builder image lacks (cross compilers, cuda-cross-<arch>); a
     # bootstrapped builder lists them in its bootstrap instead.
-    builder_packages: tuple[str, ...] = ()
+    builder_packages: tuple[Word, ...] = ()
     # A CUDA toolkit on the build platform whose nvcc emits code for the target
     # (NVIDIA's cuda-cross-aarch64 packages put the target libraries in targets/<arch>).
     cuda_home: AbsolutePath | None = None
@@ -302,7 +364,7 @@ class Target(FrozenModel):
     cudnn: SystemLibrary | None = None
     tensorrt: SystemLibrary | None = None
     base_image: BaseImage
-    provided_libs: tuple[str, ...] = ()
+    provided_libs: tuple[Word, ...] = ()
     tools: ToolsPython | None = None
     cross: CrossToolchain | None = None
     # A stand-in: a target this machine can fetch every part of, sharing the CUDA stack of
@@ -519,18 +581,18 @@ class OnnxruntimeBuild(_FarmBuilder):
     config: Literal["Release", "RelWithDebInfo", "Debug", "MinSizeRel"] = "Release"
     cmake: Specifier
     python_requirements: tuple[str, ...] = ()
-    system_packages: tuple[str, ...] = ()
+    system_packages: tuple[Word, ...] = ()
     cmake_defines: dict[str, str] = Field(default_factory=dict)
     extra_args: tuple[str, ...] = ()
     # Cross only: packages of the target installed into the sysroot (headers and libraries
     # the build links against), and a protoc of the build machine. Without one, the protoc
     # release archive onnxruntime's cmake/deps.txt names is downloaded.
-    sysroot_packages: tuple[str, ...] = ()
+    sysroot_packages: tuple[Word, ...] = ()
     protoc: AbsolutePath | None = None
     # Pinned packages unpacked below /opt/farm/deps for the build (header-only libraries
     # FetchContent would otherwise download), and small files written there (CMake shims).
     deps: tuple[StackPackage, ...] = ()
-    dep_files: dict[RelativePath, str] = Field(default_factory=dict)
+    dep_files: Annotated[dict[RelativePath, str], MULTILINE] = Field(default_factory=dict)
 
     def target_packages(self) -> tuple[str, ...]:
         """Target packages the wheel's libraries come from (repair needs them to graft)."""
@@ -549,7 +611,7 @@ class Pep517Build(_FarmBuilder):
     kind: Literal["pep517"]
     dockerfile: str = "pep517.Dockerfile.j2"
     cross_dockerfile: str = "pep517-cross.Dockerfile.j2"
-    system_packages: tuple[str, ...] = ()
+    system_packages: tuple[Word, ...] = ()
     pip_args: tuple[str, ...] = ()
     # Cross strategy only: build requirements with native code that must run on the build
     # machine (cffi, ...). They go into crossenv's build-python and pip builds without
@@ -575,11 +637,11 @@ class CibuildwheelBuild(FrozenModel):
     dockerfile: str = "cibuildwheel.Dockerfile.j2"
     # apt packages installed into the derived image (what a package's before-all would
     # install with yum or dnf in a manylinux image).
-    system_packages: tuple[str, ...] = ()
+    system_packages: tuple[Word, ...] = ()
     # Appended to the package's own environment option (CIBW_ENVIRONMENT, inherit=append).
     environment: dict[str, str] = Field(default_factory=dict)
     # Replaces the package's before-all, which often calls yum, dnf or apk: "" turns it off.
-    before_all: str | None = None
+    before_all: Text | None = None
 
     def dockerfile_for(self, strategy: Strategy) -> str:
         return self.dockerfile  # the image is the target's; cross is refused when planning
@@ -625,7 +687,7 @@ class PythonSmoke(FrozenModel):
 
     kind: Literal["python"]
     module: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_.]*$")
-    script: str = Field(min_length=1)
+    script: Text = Field(min_length=1)
 
     def expectations(self, target: Target) -> dict[str, object]:
         return {"kind": self.kind, "module": self.module}
@@ -643,11 +705,11 @@ class BuildOverride(FrozenModel):
 
     cmake_defines: dict[str, str] = Field(default_factory=dict)
     extra_args: tuple[str, ...] = ()
-    system_packages: tuple[str, ...] = ()
-    sysroot_packages: tuple[str, ...] = ()
+    system_packages: tuple[Word, ...] = ()
+    sysroot_packages: tuple[Word, ...] = ()
     protoc: AbsolutePath | None = None
     deps: tuple[StackPackage, ...] = ()
-    dep_files: dict[RelativePath, str] = Field(default_factory=dict)
+    dep_files: Annotated[dict[RelativePath, str], MULTILINE] = Field(default_factory=dict)
     package_lock: RelativePath | None = None
 
 

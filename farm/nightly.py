@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import re
-import ssl
 import time
 import urllib.error
 import urllib.request
@@ -36,9 +35,9 @@ from farm.compat import violations
 from farm.destinations import publish_target
 from farm.doctor import preflight
 from farm.errors import CorruptRecord, FarmError, RegistryError, UsageError
+from farm.httpclient import open_url
 from farm.ledger import Ledger
 from farm.models import Recipe
-from farm.network import ca_bundle
 from farm.pipeline import PipelineOptions, PipelineResult, PublishTarget, Runner, Section
 from farm.plan import BuildJob, plan_job
 from farm.process import capture
@@ -83,12 +82,9 @@ class MatrixCell:
 
 
 def _releases_from_pypi(project: str) -> list[str]:
-    request = urllib.request.Request(  # noqa: S310 - a fixed https URL
-        PYPI_JSON.format(project=project), headers={"Accept": "application/json"}
-    )
-    context = ssl.create_default_context(cafile=ca_bundle())
+    url = PYPI_JSON.format(project=project)
     try:
-        with urllib.request.urlopen(request, timeout=30, context=context) as response:  # noqa: S310
+        with open_url(url, headers={"Accept": "application/json"}) as response:
             data = json.load(response)
     except (urllib.error.URLError, OSError, ValueError) as exc:
         raise FarmError(f"cannot read the release list of {project} from PyPI: {exc}") from None

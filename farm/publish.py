@@ -366,7 +366,9 @@ def _upload_unless_present(
 
 
 def _remote_sha256(remote: RemoteFile, request: PublishRequest) -> str:
-    return remote.sha256 or download_sha256(remote.url, request.credentials)
+    return remote.sha256 or download_sha256(
+        remote.url, request.credentials, index_url=request.location.simple_url
+    )
 
 
 def _listing(

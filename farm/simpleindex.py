@@ -10,12 +10,10 @@ or anything else.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import http.client
 import json
 import re
-import ssl
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -26,7 +24,7 @@ from urllib.parse import urljoin, urlsplit, urlunsplit
 
 from farm.credentials import Credentials
 from farm.errors import CredentialsRejected, RegistryError
-from farm.network import ca_bundle
+from farm.httpclient import open_url
 
 # PEP 691: ask for JSON, accept HTML (PEP 503) from servers that only speak that.
 ACCEPT = "application/vnd.pypi.simple.v1+json, text/html;q=0.2"
@@ -60,7 +58,7 @@ def project_files(
     """The files the index lists for ``project``; empty when it has none (404)."""
     url = project_url(simple_url, project)
     try:
-        with _open(url, auth, timeout=timeout, accept=ACCEPT) as response:
+        with _open(url, auth, timeout=timeout, accept=ACCEPT, auth_origin=simple_url) as response:
             body = response.read()
             content_type = response.headers.get("Content-Type", "")
             final_url = response.geturl()
@@ -73,12 +71,18 @@ def project_files(
     return {file.filename: file for file in files}
 
 
-def download_sha256(url: str, auth: Credentials | None, *, timeout: float = 300) -> str:
-    """Stream a file from the index and hash it, in bounded memory."""
+def download_sha256(
+    url: str, auth: Credentials | None, *, index_url: str, timeout: float = 300
+) -> str:
+    """Stream a file the index at ``index_url`` lists and hash it, in bounded memory. The
+    credentials go along only when the file is on the index's own origin."""
     digest = hashlib.sha256()
-    with _open(url, auth, timeout=timeout, accept="*/*") as response:
-        while chunk := response.read(CHUNK):
-            digest.update(chunk)
+    try:
+        with _open(url, auth, timeout=timeout, accept="*/*", auth_origin=index_url) as response:
+            while chunk := response.read(CHUNK):
+                digest.update(chunk)
+    except _NotFound:
+        raise RegistryError(f"{_safe(url)}: the index lists it, but HTTP 404 Not Found") from None
     return digest.hexdigest()
 
 
@@ -92,7 +96,7 @@ def download(url: str, dest: Path, *, timeout: float = 300) -> str:
         except FileNotFoundError:
             raise RegistryError(f"{local}: no such file") from None
     try:
-        with _open(url, None, timeout=timeout, accept="*/*") as response:
+        with _open(url, None, timeout=timeout, accept="*/*", auth_origin=None) as response:
             return _write_hashed(response, dest)
     except _NotFound:
         raise RegistryError(f"{_safe(url)}: HTTP 404 Not Found") from None
@@ -112,16 +116,20 @@ class _NotFound(Exception):
     pass
 
 
-def _open(url: str, auth: Credentials | None, *, timeout: float, accept: str) -> Any:
+def _open(
+    url: str, auth: Credentials | None, *, timeout: float, accept: str, auth_origin: str | None
+) -> Any:
+    """``url``, with ``auth`` only if it is on ``auth_origin`` (farm.httpclient)."""
     if urlsplit(url).scheme not in ("http", "https"):
         raise RegistryError(f"{_safe(url)}: not an http(s) URL")
-    request = urllib.request.Request(_strip_fragment(url), headers={"Accept": accept})  # noqa: S310
-    if auth is not None:
-        token = base64.b64encode(f"{auth.username}:{auth.password}".encode()).decode()
-        request.add_header("Authorization", f"Basic {token}")
-    context = ssl.create_default_context(cafile=ca_bundle())
     try:
-        return urllib.request.urlopen(request, timeout=timeout, context=context)  # noqa: S310
+        return open_url(
+            _strip_fragment(url),
+            credentials=auth,
+            credentials_origin=auth_origin,
+            headers={"Accept": accept},
+            timeout=timeout,
+        )
     except urllib.error.HTTPError as exc:
         exc.close()
         if exc.code == 404:
