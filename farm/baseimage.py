@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from farm.cudastack import DEFAULT_MIRRORS, Mirrors, assemble, assemble_runtime, toolkit_tarball
+from farm.digest import sha256_file
 from farm.engine import BuildRequest, Engine, image_exists
 from farm.errors import FarmError, host_faults
 from farm.models import BaseImage as ImageModel
@@ -204,9 +205,10 @@ def ensure_image(source: ImageSource, engine: Engine, on_line: Callable[[str], N
     action = "loaded"
     with host_faults(f"preparing base image {reference}", source.layers[0].tarball.parent):
         for layer in source.layers:
-            if not layer.tarball.is_file():
+            if not _verified(layer.tarball, on_line):
                 layer.tarball.parent.mkdir(parents=True, exist_ok=True)
                 layer.make(layer.tarball, on_line)
+                _seal(layer.tarball)
                 action = "bootstrapped"
         _load(source, engine, on_line)
     return BaseImage(
@@ -215,6 +217,36 @@ def ensure_image(source: ImageSource, engine: Engine, on_line: Callable[[str], N
         action=action,
         duration_s=time.monotonic() - started,
     )
+
+
+def _seal_path(tarball: Path) -> Path:
+    return tarball.with_name(f"{tarball.name}.sha256")
+
+
+def _seal(tarball: Path) -> None:
+    """Note the sha256 of a cached layer as made, so a later use can tell it is unchanged."""
+    _seal_path(tarball).write_text(sha256_file(tarball) + "\n", encoding="utf-8")
+
+
+def _verified(tarball: Path, on_line: Callable[[str], None]) -> bool:
+    """Whether a cached layer is there with the bytes it was made with. A layer without its
+    seal, or whose bytes changed (a disk fault, a hand edit, tampering), is deleted and said
+    so: it is made again."""
+    if not tarball.is_file():
+        return False
+    seal = _seal_path(tarball)
+    expected = seal.read_text(encoding="utf-8").strip() if seal.is_file() else None
+    found = sha256_file(tarball)
+    if found == expected:
+        return True
+    on_line(
+        f"cached {tarball} has sha256 {found}, not the {expected} it was made with: making it again"
+        if expected
+        else f"cached {tarball} has no record of its sha256: making it again"
+    )
+    tarball.unlink()
+    seal.unlink(missing_ok=True)
+    return False
 
 
 def _bootstrap(bootstrap: Bootstrap, tarball: Path, on_line: Callable[[str], None]) -> None:
