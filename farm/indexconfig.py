@@ -64,17 +64,20 @@ def snippet(
 ) -> IndexSnippet:
     name = index_name(location.registry, target)
     if tool == "uv":
-        return _uv(location, name, package)
+        return _uv(location, name, package, version)
     if tool == "poetry":
         return _poetry(location, name, package, version)
     return _pip(location, target, package, version, mirrors_pypi)
 
 
-def _uv(location: IndexLocation, name: str, package: str) -> IndexSnippet:
+def _uv(location: IndexLocation, name: str, package: str, version: str | None) -> IndexSnippet:
     stem = f"UV_INDEX_{_env_stem(name)}"
+    # Pinned as the pip and poetry snippets are: an index with a PyPI base would otherwise
+    # serve PyPI's own (server) build of the same name until the farm's first upload.
+    pin = f"\n[project]\ndependencies = [\"{package}=={version}\"]\n" if version else ""
     text = f"""\
 # pyproject.toml: {package} from {location.registry} on Jetson (aarch64 Linux), PyPI elsewhere.
-# Credentials: export {stem}_USERNAME=... {stem}_PASSWORD=...
+# Credentials: export {stem}_USERNAME=... {stem}_PASSWORD=...{pin}
 [[tool.uv.index]]
 name = "{name}"
 url = "{location.read_url}"

@@ -96,10 +96,21 @@ def stage_tree(root: Path, context: Path, epoch: int) -> None:
 
 
 def _local_patch(recipe_path: Path, name: str) -> Path:
-    path = recipe_path.parent / name
+    """A patch kept beside the recipe: a regular file inside the recipe's folder, never a
+    link (whose target could change what is built without the recipe changing)."""
+    folder = recipe_path.parent.resolve()
+    path = folder / name
+    if path.is_symlink() or any(parent.is_symlink() for parent in _parents_below(path, folder)):
+        raise CatalogError(recipe_path, "source.patches", f"{name!r} is a symbolic link")
+    if not path.resolve().is_relative_to(folder):
+        raise CatalogError(recipe_path, "source.patches", f"{name!r} is outside the recipe folder")
     if not path.is_file():
         raise CatalogError(recipe_path, "source.patches", f"{name!r} is not a file")
     return path
+
+
+def _parents_below(path: Path, folder: Path) -> list[Path]:
+    return [parent for parent in path.parents if parent.is_relative_to(folder) and parent != folder]
 
 
 def prepare_context(

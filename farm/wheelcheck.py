@@ -26,10 +26,17 @@ import zipfile
 import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
+from email.parser import Parser
 from pathlib import Path
 
-from packaging.tags import Tag
-from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
+from packaging.tags import Tag, parse_tag
+from packaging.utils import (
+    BuildTag,
+    InvalidWheelFilename,
+    canonicalize_name,
+    parse_wheel_filename,
+)
+from packaging.version import InvalidVersion, Version
 
 CHUNK = 1 << 20
 STRONG_HASHES = frozenset({"sha256", "sha384", "sha512"})
@@ -83,17 +90,83 @@ def verify_wheel(path: Path) -> list[WheelProblem]:
         kind = "is a directory" if path.is_dir() else "is not a regular file"
         why = kind if path.exists() else "no such file"
         return [WheelProblem("unreadable", why)]
-    try:
-        name, _, _, tags = parse_wheel_filename(path.name)
-    except InvalidWheelFilename as exc:
-        return [WheelProblem("file name", f"not a valid wheel file name ({exc})")]
+    bad_name = file_name_problem(path.name)
+    if bad_name is not None:
+        return [bad_name]
+    name, version, build, tags = parse_wheel_filename(path.name)
     try:
         with zipfile.ZipFile(path) as archive:
-            return _verify_archive(archive, str(name), tags)
+            problems = _verify_archive(archive, str(name), tags)
+            if any(problem.rule in _UNREADABLE_LAYOUT for problem in problems):
+                return problems
+            return problems + _metadata_problems(archive, (str(name), version, build, tags))
     except zipfile.BadZipFile as exc:
         return [WheelProblem("not a zip", str(exc))]
     except OSError as exc:
         return [WheelProblem("unreadable", exc.strerror or str(exc))]
+
+
+# PEP 427's file name: {distribution}-{version}(-{build tag})?-{python tag}-{abi tag}-{platform
+# tag}.whl, each part of letters, digits, "_" and "." (and "+", "!" in the version); tags are
+# PEP 425's, "."-joined. Nothing else may reach a command line, a path or a log as a name.
+_WHEEL_NAME = re.compile(
+    r"^[A-Za-z0-9_.]+-[A-Za-z0-9_.!+]+(-[0-9][A-Za-z0-9_]*)?"
+    r"-[A-Za-z0-9_.]+-[A-Za-z0-9_.]+-[A-Za-z0-9_.]+\.whl$"
+)
+
+
+def file_name_problem(name: str) -> WheelProblem | None:
+    """What is wrong with a wheel's file name, or None: the PEP 425/427 alphabet first, then
+    packaging's parse."""
+    if not _WHEEL_NAME.match(name):
+        shown = name.encode("unicode_escape").decode()[:120]
+        return WheelProblem("file name", f"{shown!r} is not a PEP 427 wheel file name")
+    try:
+        parse_wheel_filename(name)
+    except InvalidWheelFilename as exc:
+        return WheelProblem("file name", f"not a valid wheel file name ({exc})")
+    return None
+
+
+# Problems after which METADATA and WHEEL cannot be read meaningfully.
+_UNREADABLE_LAYOUT = frozenset({"unsafe path", "duplicate entry", "dist-info"})
+
+
+def _metadata_problems(
+    archive: zipfile.ZipFile, parsed: tuple[str, Version, BuildTag, frozenset[Tag]]
+) -> list[WheelProblem]:
+    """METADATA's name and version and WHEEL's tags and build agree with the file name (an
+    installer finds a wheel by its name and installs what its metadata says)."""
+    name, version, build, tags = parsed
+    try:
+        dist_info = next(n.split("/")[0] for n in archive.namelist() if ".dist-info/" in n)
+        metadata = Parser().parsestr(
+            archive.read(f"{dist_info}/METADATA").decode("utf-8", "replace")
+        )
+        wheel = Parser().parsestr(archive.read(f"{dist_info}/WHEEL").decode("utf-8", "replace"))
+    except (StopIteration, KeyError, zipfile.BadZipFile, zlib.error):
+        return []  # reported as a dist-info or corrupt-member problem
+    problems = []
+    if canonicalize_name(metadata.get("Name", "")) != canonicalize_name(name):
+        problems.append(f"METADATA names {metadata.get('Name')!r}, the file name {name!r}")
+    try:
+        same_version = Version(metadata.get("Version", "")) == version
+    except InvalidVersion:
+        same_version = False
+    if not same_version:
+        problems.append(
+            f"METADATA has version {metadata.get('Version')!r}, the file name {version}"
+        )
+    listed = frozenset(tag for line in wheel.get_all("Tag", []) for tag in parse_tag(line))
+    if listed != tags:
+        problems.append(
+            f"WHEEL's tags {', '.join(sorted(map(str, listed))) or 'none'} are not the file "
+            f"name's {', '.join(sorted(map(str, tags)))}"
+        )
+    wheel_build = wheel.get("Build")
+    if (wheel_build or "") != (f"{build[0]}{build[1]}" if build else ""):
+        problems.append(f"WHEEL's Build {wheel_build!r} is not the file name's build tag")
+    return [WheelProblem("metadata", problem) for problem in problems]
 
 
 def platform_arch(platform: str) -> str | None:

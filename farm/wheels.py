@@ -32,10 +32,14 @@ from farm.smoke import (
     smoke_for_wheel,
     wheel_providers,
 )
+from farm.wheelcheck import file_name_problem
 
 
 def _wheel_and_target(catalog: Catalog, wheel: Path, target_name: str) -> Target:
     target = catalog.target(target_name).model
+    bad_name = file_name_problem(wheel.name)
+    if bad_name is not None:
+        raise UsageError(f"{bad_name.detail}")
     if not wheel.is_file():
         raise UsageError(f"{wheel}: no such wheel file")
     return target

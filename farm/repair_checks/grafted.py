@@ -11,8 +11,10 @@ For each file in the wheel's ``<name>.libs/``:
   ``<base>-<first 8 hex of the original's sha256>.<rest>`` (auditwheel/repair.py, copylib);
 * every section the loader maps (SHF_ALLOC, with file contents) must be mapped with the
   original's bytes at the original's address, except ``.dynamic`` and ``.dynstr``, the two
-  that setting a soname and an RPATH rewrite (patchelf may move them), and ``.dynsym``, whose
-  symbols must be equal but for their section indices. Code and data (``.text``, ``.rodata``,
+  that setting a soname and an RPATH rewrite; what only the dynamic loader reads (notes,
+  hash tables, version and relocation tables), which patchelf may move and points to anew,
+  must hold the original's bytes wherever it is; ``.dynsym``'s symbols must be equal but for
+  their section indices. Code and data (``.text``, ``.rodata``,
   ``.data``, ``.init_array``, ``.rela.dyn``, a library's own sections such as protobuf's
   ``protodesc_cold``, ...) damaged or moved by the patcher shows here even where loading does
   not fail (patchelf 0.17 moved protobuf's ``protodesc_cold`` to make room for program
@@ -46,6 +48,12 @@ from elftools.elf.elffile import ELFFile
 from elftools.elf.sections import SymbolTableSection
 
 REWRITTEN = frozenset({".dynamic", ".dynstr"})
+# What only the dynamic loader reads, found through .dynamic's tags or program headers, which
+# patchelf updates when it moves these to make room: moved is fine, changed is not.
+_LOADER_DATA = re.compile(
+    r"^(\.note(\..*)?|\.interp|\.gnu\.hash|\.hash|\.dynsym|\.gnu\.version(_[rd])?"
+    r"|\.rela?\.(dyn|plt)|\.relr\.dyn)$"
+)
 # /usr/lib first: on merged-/usr systems /lib is a link to it, and /usr/lib is the real path.
 LIBRARY_DIRS = ("/usr/lib", "/lib", "/usr/local/lib", "/opt")
 LOAD_TIMEOUT_S = 600
@@ -115,6 +123,9 @@ def compare(grafted: Path, original: Path) -> tuple[list[str], list[str]]:
             compared.append(section.name)
             if section.name == ".dynsym":
                 same = _symbols(before) == _symbols(after)
+            elif _LOADER_DATA.match(section.name):
+                moved = after.get_section_by_name(section.name)
+                same = moved is not None and moved.data() == section.data()
             else:
                 loaded = _loaded_bytes(after, section["sh_addr"], section["sh_size"])
                 same = loaded == section.data()

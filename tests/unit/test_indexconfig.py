@@ -44,6 +44,8 @@ def test_uv_index_is_explicit_and_only_for_aarch64_linux() -> None:
     assert source["index"] == "gitlab-jetpack6"
     assert source["marker"] == "platform_machine == 'aarch64' and sys_platform == 'linux'"
     assert made.password_env == "UV_INDEX_GITLAB_JETPACK6_PASSWORD"
+    # Pinned, as pip's and poetry's are: PyPI's build of the name never stands in for it.
+    assert document["project"]["dependencies"] == ["onnxruntime-gpu==1.23.2"]
 
 
 def test_poetry_source_is_explicit_with_pypi_elsewhere() -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from farm.errors import EnvironmentProblem, StackError
+from farm.errors import CatalogError, EnvironmentProblem, StackError
 from farm.models import ArchiveSource, Recipe
 from farm.sources import SOURCE_ARCHIVE, prepare_context, source_digest
 
@@ -128,3 +128,33 @@ def test_a_missing_archive_is_a_host_problem(tmp_path: Path) -> None:
     (tmp_path / "context").mkdir()
     with pytest.raises(EnvironmentProblem, match="no such file"):
         prepare_context(recipe, recipe_path, "1.0", tmp_path / "context", tmp_path / "c", print)
+
+
+@pytest.mark.parametrize("how", ["link", "outside", "linked folder"])
+def test_a_patch_that_is_a_link_or_outside_the_recipe_is_refused(tmp_path: Path, how: str) -> None:
+    """A patch must be the recipe's own file: a link could change what is built without the
+    recipe (and its digest) changing."""
+    recipes = tmp_path / "recipes"
+    recipes.mkdir()
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "evil.patch").write_text("--- a/x\n+++ b/x\n")
+    if how == "link":
+        (recipes / "patches").mkdir()
+        (recipes / "patches" / "local.patch").symlink_to(elsewhere / "evil.patch")
+        name = "patches/local.patch"
+    elif how == "linked folder":
+        (recipes / "patches").symlink_to(elsewhere)
+        name = "patches/evil.patch"
+    else:
+        name = "../elsewhere/evil.patch"
+    source = {"kind": "archive", "url": "file:///x/{version}.tar", "sha256": {"1.0": "a" * 64},
+              "patches": [name]}  # fmt: skip
+    (tmp_path / "r").mkdir()
+    if how == "outside":  # the recipe's schema already refuses ".."
+        with pytest.raises(ValueError, match="without '..'"):
+            _recipe(tmp_path / "r", source)
+        return
+    recipe, _ = _recipe(tmp_path / "r", source)
+    with pytest.raises(CatalogError, match=r"source\.patches: .*(symbolic link|outside)"):
+        source_digest(recipe, recipes / "pkg.yaml", "1.0")
