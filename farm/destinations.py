@@ -50,6 +50,8 @@ from farm.registries import (
 )
 from farm.settings import Settings
 from farm.smoke import wheel_providers
+from farm.wheelcheck import file_name_problem
+from farm.wheelfile import same_release
 
 
 @dataclass(frozen=True)
@@ -127,6 +129,7 @@ def publish_requests(
     registries = Registries.load(settings, ask.config_path)
     profile = registries.config.profile(ask.registry)
     explicit = catalog.target(ask.target).model if ask.target else None
+    ledger = Ledger(settings.state_dir)
     requests = []
     for wheel in ask.wheels:
         target = explicit or wheel_target(wheel, catalog)
@@ -137,6 +140,7 @@ def publish_requests(
                 hint="pass --target",
             )
         location = locate(ask.registry, profile, target)
+        entry = ledger_entry(wheel, ledger, warn)
         requests.append(
             PublishRequest(
                 wheel=wheel,
@@ -147,7 +151,8 @@ def publish_requests(
                 retry=settings.publish_retry,
                 target=target,
                 expect_providers=wheel_providers(catalog, wheel.name, target) if target else (),
-                ledger_entry=ledger_entry(wheel, Ledger(settings.state_dir), warn),
+                ledger_entry=entry,
+                release_built_as=None if entry else release_built_as(wheel, ledger),
             )
         )
     return requests
@@ -196,6 +201,24 @@ def wheel_target(wheel: Path, catalog: Catalog) -> Target | None:
             continue
         if data.get("wheel") == wheel.name and data.get("target") in catalog.targets:
             return catalog.targets[data["target"]].model
+    return None
+
+
+def release_built_as(wheel: Path, ledger: Ledger) -> str | None:
+    """The build key under which this state directory built the wheel's release (name,
+    version and tags, whatever the build number), if it did: a wheel of that release whose
+    provenance does not name a key the ledger holds is not one of this farm's builds."""
+    if file_name_problem(wheel.name) is not None:
+        return None  # the wheel check names what is wrong with the name
+    for entry in ledger.scan().entries:
+        for stage in ("repair", "publish"):
+            found = entry.stages.get(stage)
+            records = found.values() if isinstance(found, dict) else [found]
+            for record in records:
+                recorded = getattr(record, "wheel", None)
+                name = Path(recorded).name if recorded else ""  # the ledger keeps paths
+                if name and file_name_problem(name) is None and same_release(wheel.name, name):
+                    return entry.build_key
     return None
 
 

@@ -74,7 +74,7 @@ def _uv(location: IndexLocation, name: str, package: str, version: str | None) -
     stem = f"UV_INDEX_{_env_stem(name)}"
     # Pinned as the pip and poetry snippets are: an index with a PyPI base would otherwise
     # serve PyPI's own (server) build of the same name until the farm's first upload.
-    pin = f"\n[project]\ndependencies = [\"{package}=={version}\"]\n" if version else ""
+    pin = f'\n[project]\ndependencies = ["{package}=={version}"]\n' if version else ""
     text = f"""\
 # pyproject.toml: {package} from {location.registry} on Jetson (aarch64 Linux), PyPI elsewhere.
 # Credentials: export {stem}_USERNAME=... {stem}_PASSWORD=...{pin}

@@ -130,6 +130,9 @@ class PublishRequest:
     # The ledger's entry for the build key the wheel's provenance names: the wheel must be
     # what it recorded (farm.provenance.provenance_matches). None: not built here.
     ledger_entry: LedgerEntry | None = None
+    # Without one: the build key under which this state directory built the wheel's release
+    # (farm.destinations.release_built_as). Such a wheel is refused, never renumbered.
+    release_built_as: str | None = None
 
     @property
     def keep_dir(self) -> Path:
@@ -212,6 +215,14 @@ def check_wheel(request: PublishRequest) -> LocalWheel:
         mismatches = provenance_matches(request.wheel, request.ledger_entry)
         if mismatches:
             raise WheelRejected(request.wheel.name, "provenance", mismatches[0])
+    elif request.release_built_as is not None:
+        raise WheelRejected(
+            request.wheel.name,
+            "provenance",
+            f"this farm built this release as build key {request.release_built_as[:12]}, but "
+            "the wheel's provenance is missing or names a key it did not build: not one of its "
+            "builds, so it is neither published nor renumbered",
+        )
     if request.require_smoke and not smoke_passed(request.wheel):
         raise PublishRefused(
             f"{request.wheel.name}: no passing smoke record next to it",
@@ -221,13 +232,19 @@ def check_wheel(request: PublishRequest) -> LocalWheel:
 
 
 def smoke_passed(wheel: Path) -> bool:
-    """Whether a smoke record next to the wheel says this very file passed."""
+    """Whether a smoke record next to the wheel says this very file passed: its name and its
+    sha256 (a wheel changed after its smoke test, or swapped in under the same name, has
+    no passing record)."""
     for record in wheel.parent.glob("smoke-*.json"):
         try:
             data = json.loads(record.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             continue
-        if data.get("wheel") == wheel.name and data.get("result") == "passed":
+        if (
+            data.get("wheel") == wheel.name
+            and data.get("result") == "passed"
+            and data.get("wheel_sha256") == sha256_file(wheel)
+        ):
             return True
     return False
 
@@ -456,9 +473,12 @@ def twine_argv(location: IndexLocation, wheel: Path) -> list[str]:
         sys.executable,
         "-m",
         "twine",
+        "--no-color",  # plain text in farm's log and error lines
         "upload",
         "--non-interactive",
         "--disable-progress-bar",
+        # The registry's refusal reason (a 400's body) is shown only with --verbose.
+        "--verbose",
         "--repository-url",
         location.upload_url,
         str(wheel),
@@ -513,12 +533,27 @@ def _classify(output: str, request: PublishRequest, local: LocalWheel) -> str:
         output,
     ):
         return _last_error_line(output)
-    detail = _last_error_line(output)
+    detail = _server_reason(output) or _last_error_line(output)
     if status in (400, 409):
         # Duplicates come back as 400 (GitLab, pypiserver to twine) or 409 (devpi), and
         # twine shows the reason only with --verbose: the caller asks the index.
         raise FileExists(f"{where} refused {local.path.name} (HTTP {status}): {detail}")
     raise RegistryError(f"{where} refused {local.path.name}: {detail}")
+
+
+def _server_reason(output: str) -> str | None:
+    """What the registry said with a refusal (twine --verbose prints the response body after
+    "Response from URL: STATUS"); a JSON body's "message", else its first line."""
+    found = re.search(r"Response from \S+:\s*\n\s*\d{3}[^\n]*\n(?:INFO)?\s*([^\n]+)", output)
+    if found is None:
+        return None
+    body = found[1].strip()
+    try:
+        message = json.loads(body).get("message")
+    except (ValueError, AttributeError):
+        message = None
+    reason = str(message) if message else body
+    return " ".join(reason.split())[:300] or None
 
 
 def _last_error_line(output: str) -> str:

@@ -31,6 +31,7 @@ from typing import Any, Literal
 
 from farm import __version__
 from farm.catalog import Catalog, wheel_distribution
+from farm.digest import sha256_file
 from farm.engine import BuildRequest, Engine, image_exists
 from farm.errors import SmokeFailed, TimedOut, UsageError, host_faults
 from farm.models import OnnxruntimeSmoke, PythonSmoke, Smoke, Target
@@ -352,7 +353,12 @@ def run_smoke(
             "smoke",
             "passed" if report.passed else "failed",
             report.duration_s,
-            {**report.to_json(), "image": tag, "host": host_details(target)},
+            {
+                **report.to_json(),
+                "wheel_sha256": sha256_file(wheel),
+                "image": tag,
+                "host": host_details(target),
+            },
         )
     return report
 

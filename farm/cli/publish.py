@@ -20,6 +20,7 @@ from farm.destinations import (
     registry_rows,
 )
 from farm.errors import EXIT_FAILURE, EXIT_OK
+from farm.ledger import Ledger
 from farm.localregistry import DEFAULT_PORT, LOCAL, LocalRegistry
 from farm.publish import PublishedWheel
 from farm.schemas import versioned
@@ -134,10 +135,14 @@ def cmd_publish(args: argparse.Namespace, catalog: Catalog, settings: Settings) 
         require_smoke=args.require_smoke,
         config_path=args.config,
     )
-    requests = publish_requests(catalog, settings, ask, console.warn)
     if args.dry_run:
+        requests = publish_requests(catalog, settings, ask, console.warn)
         _print_publish_plan(publish_plan(requests), args.json)
-    else:
+        return EXIT_OK
+    # The ledger is read to tell this farm's builds from others: no build may write it
+    # meanwhile (a second farm on this state directory exits 3 naming the first).
+    with Ledger(settings.state_dir).locked("farm publish"):
+        requests = publish_requests(catalog, settings, ask, console.warn)
         _print_published(publish_wheels(requests, console.section), args.json)
     return EXIT_OK
 

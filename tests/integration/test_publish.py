@@ -279,9 +279,18 @@ def test_a_wheel_without_a_passing_smoke_record_is_refused(tmp_path: Path, local
     refused = _publish(str(wheel), "--registry", "local", env=local.env)
     assert refused.returncode == 1
     assert "no passing smoke record" in refused.stderr
-    (tmp_path / "smoke-bookworm-arm64.json").write_text(
-        json.dumps({"wheel": wheel.name, "target": "bookworm-arm64", "result": "passed"})
-    )
+    record = {"wheel": wheel.name, "target": "bookworm-arm64", "result": "passed"}
+    (tmp_path / "smoke-bookworm-arm64.json").write_text(json.dumps(record))
+    unhashed = _publish(str(wheel), "--registry", "local", env=local.env)
+    assert unhashed.returncode == 1 and "no passing smoke record" in unhashed.stderr
+    # Only the very bytes that passed: a wheel swapped in under the tested name has no record.
+    swapped = make_wheel(tmp_path / "other", "farm-unsmoked", payload=b"not what was tested")
+    record["wheel_sha256"] = sha256(swapped)
+    (tmp_path / "smoke-bookworm-arm64.json").write_text(json.dumps(record))
+    refused = _publish(str(wheel), "--registry", "local", env=local.env)
+    assert refused.returncode == 1 and "no passing smoke record" in refused.stderr
+    record["wheel_sha256"] = sha256(wheel)
+    (tmp_path / "smoke-bookworm-arm64.json").write_text(json.dumps(record))
     accepted = _publish(str(wheel), "--registry", "local", env=local.env)
     assert accepted.returncode == 0, accepted.stderr
 
@@ -818,9 +827,9 @@ def test_the_wheels_target_must_get_a_compatible_verdict(tmp_path: Path, local: 
         str(wheel), "-r", "local", "-t", "jetpack6", "--no-smoke-required", env=local.env
     )
     assert explicit.returncode == 2 and _one_error(explicit) == line
-    (tmp_path / "smoke-jetpack6.json").write_text(
-        json.dumps({"wheel": wheel.name, "target": "jetpack6", "result": "passed"})
-    )
+    record = {"wheel": wheel.name, "target": "jetpack6", "result": "passed"}
+    record["wheel_sha256"] = sha256(wheel)
+    (tmp_path / "smoke-jetpack6.json").write_text(json.dumps(record))
     recorded = _publish(str(wheel), "-r", "local", env=local.env)
     assert recorded.returncode == 2 and _one_error(recorded) == line
     assert not _index_lists(local, "farm-py311")
@@ -857,6 +866,42 @@ def test_a_wheel_whose_provenance_differs_from_its_ledger_entry_is_refused(
     assert "strategy" in line
     assert {p.name for p in local.packages.iterdir()} == before
 
+    # Provenance emptied, or naming a key this farm never built: not one of its builds, so
+    # neither published nor renumbered ("an earlier build") although the index lacks it.
+    for label, altered in (("emptied", {}), ("other key", {**record, "build_key": "0" * 64})):
+        stamp_wheel(forged, altered, record["source_date_epoch"])
+        refused = _publish(str(forged), "-r", "local", "--no-smoke-required", env=local.env)
+        assert refused.returncode == 2, (label, refused.stderr)
+        assert "this farm built this release as build key" in _one_error(refused), label
+        assert {p.name for p in local.packages.iterdir()} == before, label
+
     genuine = _publish(str(wheel), "-r", "local", env=local.env)
     assert genuine.returncode == 0, genuine.stderr
     assert (local.packages / wheel.name).is_file()
+    # Published, the genuine wheel is there; a forged one of its name is still refused.
+    again = _publish(str(forged), "-r", "local", "--no-smoke-required", env=local.env)
+    assert again.returncode == 2 and "build 1" not in again.stderr
+
+
+def test_a_registry_refusal_reason_is_in_the_error_line(tmp_path: Path, local: Local) -> None:
+    """GitLab's 400 body ("File is too large", an instance limit farm cannot know) belongs in
+    the one error line, not only in the log above it; no colour codes, no traceback."""
+    state = GitlabState(max_file_size=100)
+    with GitlabContractServer(state) as server:
+        config = _gitlab_config(tmp_path, server)
+        env = {**local.env, "CI_JOB_TOKEN": state.job_token, "FARM_PUBLISH_ATTEMPTS": "1"}
+        wheel = make_wheel(tmp_path / "a", "farm-too-big", payload=b"x" * 5000)
+        result = run_farm(
+            "publish", str(wheel), "-r", "gitlab", "--config", str(config),
+            "--no-smoke-required", env=env,
+        )  # fmt: skip
+    assert result.returncode == 1, result.stderr
+    line = _one_error_of(result)
+    assert "HTTP 400" in line and "File is too large" in line, line
+    assert "\x1b[" not in result.stdout + result.stderr
+    assert "Traceback" not in result.stdout + result.stderr
+
+
+def _one_error_of(result: subprocess.CompletedProcess[str]) -> str:
+    (line,) = [x for x in result.stderr.splitlines() if x.startswith("farm: error:")]
+    return line

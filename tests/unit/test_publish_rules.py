@@ -111,7 +111,12 @@ def test_smoke_record_must_name_this_wheel_and_pass(tmp_path: Path) -> None:
     record.write_text(json.dumps({"wheel": "other.whl", "result": "passed"}))
     assert not smoke_passed(wheel)
     record.write_text(json.dumps({"wheel": wheel.name, "result": "passed"}))
+    assert not smoke_passed(wheel)  # a record must carry the sha256 of what passed
+    passed = {"wheel": wheel.name, "result": "passed", "wheel_sha256": sha256_of(wheel)}
+    record.write_text(json.dumps(passed))
     assert smoke_passed(wheel)
+    record.write_text(json.dumps({**passed, "wheel_sha256": "0" * 64}))
+    assert not smoke_passed(wheel)  # other bytes under the tested name
 
 
 def _request(tmp_path: Path) -> PublishRequest:
@@ -216,7 +221,8 @@ def test_the_smoke_record_is_asked_for_last(tmp_path: Path) -> None:
     wheel = make_wheel(tmp_path, payload=b"x")
     with pytest.raises(PublishRefused, match="no passing smoke record"):
         check_wheel(_request_for(wheel, require_smoke=True))
-    (tmp_path / "smoke-t.json").write_text(json.dumps({"wheel": wheel.name, "result": "passed"}))
+    record = {"wheel": wheel.name, "result": "passed", "wheel_sha256": sha256_of(wheel)}
+    (tmp_path / "smoke-t.json").write_text(json.dumps(record))
     assert check_wheel(_request_for(wheel, require_smoke=True)).sha256 == sha256_of(wheel)
 
 
