@@ -18,10 +18,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from farm import console
 from farm.catalog import Catalog
 from farm.compat import select
 from farm.credentials import Credentials, resolve
 from farm.errors import CorruptRecord, UsageError
+from farm.httpclient import plain_http_host
 from farm.indexconfig import IndexSnippet, Tool, snippet
 from farm.ledger import Ledger, LedgerEntry
 from farm.localregistry import LOCAL, LocalRegistry
@@ -73,14 +75,18 @@ class Registries:
         # The generated password goes to the running local server only, not to a profile
         # that merely shares its name.
         stored = self.local.credentials_for(location.upload_url) if name == LOCAL else None
-        return resolve(
+        profile = self.config.profile(name)
+        found = resolve(
             name,
-            self.config.profile(name),
+            profile,
             location.upload_url,
             environ=dict(self.settings.environ),
             home=self.settings.home,
             stored=stored,
         )
+        if found is not None:
+            _refuse_plain_http(name, profile, location)
+        return found
 
     def publish_target(self, name: str, target: Target | None) -> PublishTarget:
         """A registry profile resolved for one target, with its credentials."""
@@ -97,6 +103,25 @@ class Registries:
             if embedded
             else None,
         )
+
+
+def _refuse_plain_http(name: str, profile: Profile, location: IndexLocation) -> None:
+    """Credentials over plain http to another machine can be read by anyone on the way:
+    refused unless the profile opts in, and then said every time."""
+    hosts = {plain_http_host(url) for url in (location.upload_url, location.read_url)} - {None}
+    if not hosts:
+        return
+    where = ", ".join(sorted(str(host) for host in hosts))
+    if not profile.allow_insecure_http:
+        raise UsageError(
+            f"registry {name}: credentials would go over plain http to {where}, where anyone "
+            "on the way can read them",
+            hint=f"use an https URL, or set allow_insecure_http = true in [registries.{name}]",
+        )
+    console.warn(
+        f"registry {name}: sending credentials over plain http to {where} "
+        "(allow_insecure_http = true)"
+    )
 
 
 def publish_target(

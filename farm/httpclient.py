@@ -16,6 +16,7 @@ The CA bundle is the host's (:func:`farm.network.ca_bundle`).
 from __future__ import annotations
 
 import base64
+import ipaddress
 import ssl
 import urllib.request
 from typing import IO, Any
@@ -33,6 +34,23 @@ def origin(url: str) -> tuple[str, str, int]:
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
     return scheme, (parts.hostname or "").lower(), parts.port or _DEFAULT_PORTS.get(scheme, 0)
+
+
+def plain_http_host(url: str) -> str | None:
+    """The host of a plain-http URL that is not this machine's loopback (credentials sent
+    there can be read on the way, and pip trusts it only with --trusted-host); else None."""
+    parts = urlsplit(url)
+    if parts.scheme.lower() != "http" or not parts.hostname:
+        return None
+    host = parts.hostname.lower()
+    if host == "localhost":
+        return None
+    try:
+        if ipaddress.ip_address(host).is_loopback:
+            return None
+    except ValueError:
+        pass
+    return host
 
 
 def keeps_credentials(old: str, new: str) -> bool:

@@ -18,6 +18,7 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
+from farm.httpclient import plain_http_host
 from farm.registries import IndexLocation
 
 Tool = Literal["uv", "pip", "poetry"]
@@ -123,6 +124,10 @@ def _pip(
     # pip expands ${VAR} (upper case, digits, underscore) in requirement files.
     url = f"{scheme}://${{{stem}_USERNAME}}:${{{stem}_PASSWORD}}@{rest}"
     pin = f"=={version}" if version else ""
+    insecure = plain_http_host(location.read_url)
+    trusted = (
+        f"\n--trusted-host {insecure}  # plain http: the profile allows it" if insecure else ""
+    )
     dependencies = (
         "# The index also serves PyPI's packages, so dependencies resolve through it."
         if mirrors_pypi
@@ -134,7 +139,7 @@ def _pip(
 # Credentials: export {stem}_USERNAME=... {stem}_PASSWORD=...
 # --index-url replaces PyPI for this install, so nobody can shadow {package} there.
 {dependencies}
---index-url {url}
+--index-url {url}{trusted}
 {package}{pin} ; {JETSON_MARKER}
 """
     return _made("pip", f"requirements-{target}.txt", text, stem)

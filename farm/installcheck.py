@@ -22,6 +22,7 @@ from packaging.utils import parse_wheel_filename
 from farm.credentials import Credentials
 from farm.engine import Engine
 from farm.errors import InstallFailed, host_faults
+from farm.httpclient import plain_http_host
 from farm.models import Target
 from farm.network import ca_bundle
 from farm.process import register_secret
@@ -65,6 +66,7 @@ def index_url_with_credentials(read_url: str, credentials: Credentials | None) -
 def install_options() -> list[str]:
     """``docker run`` options: the environment passed by name, the host's CA bundle if any."""
     options = ["-e", "PIP_INDEX_URL", "-e", "FARM_REQUIREMENT", "-e", "FARM_PROJECT"]
+    options += ["-e", "PIP_TRUSTED_HOST"]
     options += ["-e", "PIP_DISABLE_PIP_VERSION_CHECK=1"]
     bundle = ca_bundle()
     if bundle is not None:
@@ -93,6 +95,9 @@ def run_install_check(
         "FARM_REQUIREMENT": f"{name}=={version}",
         "FARM_PROJECT": str(name),
     }
+    trusted = plain_http_host(location.read_url)
+    if trusted:  # pip reads plain http from another machine only from a trusted host
+        env["PIP_TRUSTED_HOST"] = trusted
     stem = f"install-{location.registry}"
     with (
         host_faults(f"install check of {wheel.name}", log_dir or "."),

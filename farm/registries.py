@@ -62,6 +62,9 @@ class _Profile(FrozenModel):
     password_env: EnvName | None = None
     # Upload refused before it starts above this size (bytes); None: no farm-side limit.
     max_file_size: int | None = Field(default=None, gt=0)
+    # Credentials over plain http to another machine are refused unless this is set (then
+    # every command that sends them warns).
+    allow_insecure_http: bool = False
 
 
 class GitlabRegistry(_Profile):

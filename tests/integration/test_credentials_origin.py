@@ -5,6 +5,11 @@ profile per registry kind."""
 
 from __future__ import annotations
 
+import fcntl
+import socket
+import struct
+import threading
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -84,3 +89,47 @@ def test_the_index_readers_bind_credentials_to_the_index(tmp_path: Path) -> None
 )
 def test_which_redirects_keep_credentials(old: str, new: str, kept: bool) -> None:
     assert keeps_credentials(old, new) is kept
+
+
+def _bridge_address() -> str:
+    """This machine's address on docker's bridge (docker0): not loopback, yet reachable.
+    Read with the SIOCGIFADDR ioctl, so no tool beyond the docker engine is needed."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        request = struct.pack("256s", b"docker0")
+        answer = fcntl.ioctl(probe.fileno(), 0x8915, request)  # SIOCGIFADDR
+    return socket.inet_ntoa(answer[20:24])
+
+
+@pytest.mark.parametrize("allowed", [False, True])
+def test_credentials_over_plain_http_to_another_host_need_an_opt_in(
+    tmp_path: Path, allowed: bool
+) -> None:
+    host = _bridge_address()
+    recorder = RecordingServer()
+    recorder.server.server_close()
+    recorder.server = ThreadingHTTPServer((host, 0), recorder.server.RequestHandlerClass)
+    recorder.url = f"http://{host}:{recorder.server.server_port}"
+    recorder._thread = threading.Thread(target=recorder.server.serve_forever, daemon=True)
+    config = tmp_path / "farm.toml"
+    opt_in = "allow_insecure_http = true\n" if allowed else ""
+    config.write_text(f'[registries.plain]\nkind = "pypiserver"\nurl = "{recorder.url}"\n{opt_in}')
+    wheel = make_wheel(tmp_path / "w", "farm-plain-probe", payload=b"x")
+    env = {"TWINE_USERNAME": USER, "TWINE_PASSWORD": PASSWORD, "FARM_PUBLISH_ATTEMPTS": "1"}
+    with recorder:
+        result = run_farm(
+            "publish", str(wheel), "-r", "plain", "--config", str(config), "--no-smoke-required",
+            env=env, timeout=300,
+        )  # fmt: skip
+    errors = [line for line in result.stderr.splitlines() if line.startswith("farm: error:")]
+    if not allowed:
+        assert result.returncode == 2
+        assert errors == [
+            f"farm: error: registry plain: credentials would go over plain http to {host}, "
+            "where anyone on the way can read them"
+        ]
+        assert recorder.requests == []
+    else:
+        warning = f"registry plain: sending credentials over plain http to {host}"
+        assert warning in result.stderr
+        assert recorder.requests, "nothing reached the opted-in http registry"
+    assert PASSWORD not in result.stdout + result.stderr

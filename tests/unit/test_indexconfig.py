@@ -71,3 +71,24 @@ def test_pip_uses_index_url_with_placeholders(mirrors: bool) -> None:
     assert lines[1].startswith("onnxruntime-gpu==1.23.2 ; platform_machine == 'aarch64'")
     assert not re.search(r"^\s*--extra-index-url", made.text, re.MULTILINE)
     assert ("does not mirror PyPI" in made.text) is not mirrors
+
+
+@pytest.mark.parametrize(
+    ("url", "trusted"),
+    [
+        ("http://10.1.2.3:8080/simple/", "10.1.2.3"),
+        ("http://127.0.0.1:8765/simple/", None),
+        ("https://pypi.internal/simple/", None),
+    ],
+)
+def test_pip_trusts_a_plain_http_host_only_where_one_is_used(url: str, trusted: str | None) -> None:
+    location = IndexLocation(
+        registry="flat", upload_url=url, simple_url=url, read_url=url, kind="pypiserver"
+    )
+    text = snippet(
+        "pip", location, target="jetpack6", package="p", version="1", mirrors_pypi=False
+    ).text
+    lines = [line for line in text.splitlines() if line.startswith("--trusted-host")]
+    assert lines == (
+        [f"--trusted-host {trusted}  # plain http: the profile allows it"] if trusted else []
+    )
