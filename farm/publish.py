@@ -316,11 +316,20 @@ def choose_file(
     """What goes into the index, for `farm publish` and the pipeline alike, and what the index
     already holds of it: the wheel itself, when the index lacks its file name or holds these
     very bytes under it; else, since one name never stands for two files, its copy with the
-    next PEP 427 build number, or the number an earlier run already published it under."""
+    next PEP 427 build number, or the number an earlier run already published it under. Only
+    a wheel this farm built (one with a ledger entry) is renumbered; another is refused."""
     files = _listing(request, local.project, on_line, sleep)
     clash = files.get(local.path.name)
     if clash is None or _remote_sha256(clash, request) == local.sha256:
         return local, clash
+    if request.ledger_entry is None:
+        raise WheelRejected(
+            local.path.name,
+            "clash",
+            f"{request.location.registry} holds another file of this name, and only a wheel "
+            "this farm built (a ledger entry for its provenance's build key) is published as a "
+            "new build",
+        )
     releases = [name for name in files if same_release(local.path.name, name)]
     directory = staging()
     for name in releases:

@@ -239,39 +239,28 @@ def test_local_publish_is_idempotent_and_pip_gets_the_same_bytes(
     assert sha256(downloaded) == sha256(wheel)
 
 
-def test_a_clashing_wheel_gets_the_next_build_number_as_in_the_pipeline(
+def test_a_clashing_wheel_this_farm_did_not_build_is_refused_not_renumbered(
     tmp_path: Path, local: Local
 ) -> None:
+    """Renumbering (PEP 427 build numbers) is for the farm's own rebuilds, shown end to end in
+    test_pipeline.py; a wheel no ledger entry vouches for never becomes "build 1"."""
     first = make_wheel(tmp_path / "a", "farm-clash", payload=b"first build")
     assert _publish(str(first), "-r", "local", "--no-smoke-required", env=local.env).returncode == 0
     second = make_wheel(tmp_path / "b", "farm-clash", payload=b"second build")
     clash = _publish(str(second), "-r", "local", "--no-smoke-required", "--json", env=local.env)
-    assert clash.returncode == 0, clash.stderr
-    (published,) = json.loads(clash.stdout)["published"]
-    build1 = "farm_clash-1.0-1-py3-none-any.whl"
-    assert published["wheel"] == build1 and published["renumbered_from"] == second.name
-    assert "publishing it as build 1" in clash.stderr
-    assert sorted(p.name for p in (tmp_path / "b").iterdir()) == [
-        second.name, "publish-local.json", "renumbered"
-    ]  # fmt: skip
-    assert [p.name for p in (tmp_path / "b" / "renumbered").iterdir()] == [build1]
-    assert published["path"] == str(tmp_path / "b" / "renumbered" / build1)
+    assert clash.returncode == 2, clash.stderr
+    assert json.loads(clash.stdout)["error"]["kind"] == "usage"
+    assert _one_error_of(clash).startswith(
+        f"farm: error: {second.name}: clash: local holds another"
+    )
+    assert "build 1" not in clash.stderr
+    assert sorted(p.name for p in (tmp_path / "b").iterdir()) == [second.name]
+    assert {p.name for p in local.packages.glob("farm_clash*")} == {first.name}
 
-    # A third build tries build 1 (another file) on its way to build 2: only build 2 is kept.
-    third = make_wheel(tmp_path / "c", "farm-clash", payload=b"third build")
-    again = _publish(str(third), "-r", "local", "--no-smoke-required", env=local.env)
-    assert again.returncode == 0, again.stderr
-    build2 = "farm_clash-1.0-2-py3-none-any.whl"
-    assert [p.name for p in (tmp_path / "c" / "renumbered").iterdir()] == [build2]
-    kept = tmp_path / "c" / "renumbered" / build2
-    assert sha256(local.packages / build2) == sha256(kept)
-    in_index = {p.name for p in local.packages.glob("farm_clash*")}
-    assert in_index == {first.name, build1, build2}
-
-    repeat = _publish(str(second), "-r", "local", "--no-smoke-required", env=local.env)
-    assert repeat.returncode == 0 and f"already there: {build1}" in repeat.stdout
+    repeat = _publish(str(first), "-r", "local", "--no-smoke-required", env=local.env)
+    assert repeat.returncode == 0 and "already there" in repeat.stdout
     index = f"http://{local.username}:{local.password}@{local.url[7:]}/simple/"
-    assert _pip_download(index, "farm-clash==1.0", tmp_path / "dl").name == build2
+    assert sha256(_pip_download(index, "farm-clash==1.0", tmp_path / "dl")) == sha256(first)
 
 
 def test_a_wheel_without_a_passing_smoke_record_is_refused(tmp_path: Path, local: Local) -> None:
@@ -501,8 +490,8 @@ def test_gitlab_publish_with_the_ci_job_token(tmp_path: Path, local: Local) -> N
 
         other = make_wheel(tmp_path / "b", "Farm.GitLab_Probe", payload=b"two")
         clash = run_farm("publish", str(other), *common, env=env)
-        assert clash.returncode == 0 and "publishing it as build 1" in clash.stderr
-        assert other.name.replace("-1.0-", "-1.0-1-") in state.files
+        assert clash.returncode == 2 and ": clash: gitlab holds another" in clash.stderr
+        assert other.name.replace("-1.0-", "-1.0-1-") not in state.files
 
         reader = run_farm(
             "publish",

@@ -34,6 +34,7 @@ from farm.publish import (
 from farm.registries import GitlabRegistry, IndexLocation, PypiserverRegistry
 from farm.simpleindex import RemoteFile, _from_html, _from_json
 from farm.wheelfile import with_build_number
+from tests.conftest import demo_ledger_entry
 from tests.registries.wheels import EM_AARCH64, EM_X86_64, elf, make_wheel
 
 PYPISERVER = PypiserverRegistry(kind="pypiserver", url="http://127.0.0.1:8080")
@@ -238,11 +239,28 @@ def _listed(path: Path) -> RemoteFile:
     return RemoteFile(filename=path.name, url=f"http://h/{path.name}", sha256=sha256_of(path))
 
 
-def _choose(wheel: Path, staging: Path) -> tuple[Path, RemoteFile | None]:
-    request = _request_for(wheel)
-    local = check_wheel(request)
+def _choose(
+    wheel: Path, staging: Path, *, built_here: bool = True
+) -> tuple[Path, RemoteFile | None]:
+    local = check_wheel(_request_for(wheel))
+    # A wheel this farm built has a ledger entry (the provenance check is check_wheel's).
+    request = _request_for(wheel, ledger_entry=demo_ledger_entry() if built_here else None)
     chosen, present = choose_file(request, local, lambda: staging, lambda _: None, lambda _: None)
     return chosen.path, present
+
+
+def test_a_clash_of_a_wheel_this_farm_did_not_build_is_refused_not_renumbered(
+    tmp_path: Path, index: dict[str, RemoteFile]
+) -> None:
+    earlier = make_wheel(tmp_path / "earlier", payload=b"an earlier build")
+    index[earlier.name] = _listed(earlier)
+    wheel = make_wheel(tmp_path / "w", payload=b"someone else's")
+    with pytest.raises(WheelRejected, match="only a wheel this farm built") as refused:
+        _choose(wheel, tmp_path / "staging", built_here=False)
+    assert refused.value.exit_code == EXIT_USAGE
+    assert not (tmp_path / "staging").exists()
+    # The same bytes as the index's are fine: nothing new is published.
+    assert _choose(earlier, tmp_path / "staging", built_here=False)[1] == index[earlier.name]
 
 
 def test_a_free_name_or_the_same_bytes_publish_the_wheel_itself(
