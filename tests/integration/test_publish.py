@@ -894,3 +894,18 @@ def test_a_registry_refusal_reason_is_in_the_error_line(tmp_path: Path, local: L
 def _one_error_of(result: subprocess.CompletedProcess[str]) -> str:
     (line,) = [x for x in result.stderr.splitlines() if x.startswith("farm: error:")]
     return line
+
+
+def test_publish_waits_for_no_one_while_a_build_holds_the_state(
+    tmp_path: Path, local: Local
+) -> None:
+    """farm publish reads the ledger to tell the farm's builds from others: while another
+    farm run holds the state directory it stops at once (exit 3) naming the holder."""
+    from farm.ledger import Ledger
+
+    wheel = make_wheel(tmp_path, "farm-locked", payload=b"x")
+    with Ledger(Path(local.env["FARM_STATE_DIR"])).locked("farm build demo --target t"):
+        held = _publish(str(wheel), "-r", "local", "--no-smoke-required", env=local.env)
+    assert held.returncode == 3, held.stderr
+    assert "is in use by pid" in _one_error_of(held) and "farm build demo" in held.stderr
+    assert not _index_lists(local, "farm-locked")
