@@ -482,7 +482,6 @@ def twine_argv(location: IndexLocation, wheel: Path) -> list[str]:
         sys.executable,
         "-m",
         "twine",
-        "--no-color",  # plain text in farm's log and error lines
         "upload",
         "--non-interactive",
         "--disable-progress-bar",
@@ -506,7 +505,8 @@ def _twine_upload(
 ) -> str | None:
     """One twine run: None on success, a transient failure's reason, or raise."""
     argv = twine_argv(request.location, local.path)
-    env = {"TWINE_NON_INTERACTIVE": "1"}
+    # NO_COLOR: plain text in farm's log and error lines, whatever FORCE_COLOR says.
+    env = {"TWINE_NON_INTERACTIVE": "1", "NO_COLOR": "1"}
     if request.credentials is not None:
         env.update(request.credentials.environment())
     bundle = ca_bundle()
@@ -553,10 +553,11 @@ def _classify(output: str, request: PublishRequest, local: LocalWheel) -> str:
 def _server_reason(output: str) -> str | None:
     """What the registry said with a refusal (twine --verbose prints the response body after
     "Response from URL: STATUS"); a JSON body's "message", else its first line."""
-    found = re.search(r"Response from \S+:\s*\n\s*\d{3}[^\n]*\n(?:INFO)?\s*([^\n]+)", output)
+    plain = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", output)  # whatever the colour settings
+    found = re.search(r"Response from \S+:\s*\n\s*\d{3}[^\n]*\n([^\n]+)", plain)
     if found is None:
         return None
-    body = found[1].strip()
+    body = re.sub(r"^\s*(INFO|WARNING|ERROR)\s+", "", found[1]).strip()
     try:
         message = json.loads(body).get("message")
     except (ValueError, AttributeError):

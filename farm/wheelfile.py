@@ -72,5 +72,12 @@ def with_build_number(wheel: Path, number: int, directory: Path) -> Path:
 
 
 def _with_build_line(metadata: bytes, number: int) -> bytes:
-    lines = [line for line in metadata.decode().splitlines() if not line.startswith("Build:")]
+    """WHEEL with ``Build: number``, among the headers: a blank line ends an email-style
+    header block (WHEEL files often end with one), and a Build line after it would be body
+    that neither pip nor any other reader sees."""
+    lines = [
+        line
+        for line in metadata.decode().splitlines()
+        if line.strip() and not line.startswith("Build:")
+    ]
     return ("\n".join([*lines, f"Build: {number}"]) + "\n").encode()

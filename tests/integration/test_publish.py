@@ -411,9 +411,10 @@ def test_devpi_routes_targets_to_non_volatile_indexes(
     )
     assert (target_dir / "farm_routed" / "payload.bin").read_bytes() == b"bookworm"
     assert (target_dir / "farm_dep" / "payload.bin").read_bytes() == b"dependency"
-    # Other bytes under a taken name: published as the next build, never over the first.
+    # Other bytes under a taken name, of a wheel this farm did not build: refused, never
+    # published over the first nor renumbered (the farm's own rebuilds are: test_pipeline).
     clash = _publish(str(bookworm), "-r", "devpi", "--target", "jetpack6", *common, env=env)
-    assert clash.returncode == 0 and "publishing it as build 1" in clash.stderr
+    assert clash.returncode == 2 and ": clash: devpi holds another" in clash.stderr
 
 
 def test_devpi_rejects_a_wrong_password_and_a_stopped_server_is_named(

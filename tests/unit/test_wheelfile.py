@@ -51,3 +51,22 @@ def test_a_renumbered_wheel_says_so_inside_and_is_reproducible(tmp_path: Path) -
     assert third.name == "farm_demo-0.1.0-3-py3-none-any.whl"
     with zipfile.ZipFile(third) as archive:
         assert archive.read("farm_demo-0.1.0.dist-info/WHEEL").decode().count("Build:") == 1
+
+
+def test_the_build_number_is_a_header_that_installers_read(tmp_path: Path) -> None:
+    """auditwheel's WHEEL files end with a blank line, which ends the header block: a Build
+    line after it would be body, unseen by pip (and by farm's own wheel check)."""
+    from email.parser import Parser
+
+    from farm.wheelcheck import verify_wheel
+    from tests.registries.wheels import rewrite
+
+    wheel = make_wheel(tmp_path / "dist", "farm-demo", "0.1.0", payload=b"p")
+    text = b"Wheel-Version: 1.0\nRoot-Is-Purelib: true\nTag: py3-none-any\n\n"
+    # make_wheel's RECORD then differs for WHEEL: renumbering rewrites RECORD anyway.
+    rewrite(wheel, {"farm_demo-0.1.0.dist-info/WHEEL": text})
+    renumbered = with_build_number(wheel, 1, tmp_path / "a")
+    with zipfile.ZipFile(renumbered) as archive:
+        meta = archive.read("farm_demo-0.1.0.dist-info/WHEEL").decode()
+    assert Parser().parsestr(meta)["Build"] == "1"
+    assert verify_wheel(renumbered) == []
