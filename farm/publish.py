@@ -514,12 +514,14 @@ def _twine_upload(
         env["TWINE_CERT"] = bundle
     on_line(f"+ {command_line(argv)}")
     result = capture(argv, env=env, timeout=3600)
-    for line in result.output.splitlines():
+    # twine colours its log whatever NO_COLOR says: escape codes never reach farm's output.
+    output = _ESCAPES.sub("", result.output)
+    for line in output.splitlines():
         if line.strip():
             on_line(line)
     if result.returncode == 0:
         return None
-    return _classify(result.output, request, local)
+    return _classify(output, request, local)
 
 
 def _classify(output: str, request: PublishRequest, local: LocalWheel) -> str:
@@ -550,11 +552,14 @@ def _classify(output: str, request: PublishRequest, local: LocalWheel) -> str:
     raise RegistryError(f"{where} refused {local.path.name}: {detail}")
 
 
+# Terminal escape sequences (CSI and OSC), as twine's rich log writes them.
+_ESCAPES = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)")
+
+
 def _server_reason(output: str) -> str | None:
     """What the registry said with a refusal (twine --verbose prints the response body after
     "Response from URL: STATUS"); a JSON body's "message", else its first line."""
-    plain = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", output)  # whatever the colour settings
-    found = re.search(r"Response from \S+:\s*\n\s*\d{3}[^\n]*\n([^\n]+)", plain)
+    found = re.search(r"Response from \S+:\s*\n\s*\d{3}[^\n]*\n([^\n]+)", output)
     if found is None:
         return None
     body = re.sub(r"^\s*(INFO|WARNING|ERROR)\s+", "", found[1]).strip()
