@@ -153,6 +153,9 @@ def run(args: argparse.Namespace) -> dict[str, object]:
     if not result.stdout.strip():
         sys.exit(f"farm printed nothing (exit {result.returncode}); its log is above")
     document = json.loads(result.stdout)
+    if "stages" not in document:  # farm's error document: it stopped before any stage
+        error = document.get("error", {})
+        sys.exit(f"farm exited {result.returncode}: {error.get('message', 'no result')}")
     figures: dict[str, object] = {
         "command": " ".join(argv),
         "exit": result.returncode,
