@@ -119,6 +119,16 @@ def fetch(
     return fetch_url(_resolve(package, mirrors), package.sha256, final, label, say)
 
 
+def place_cached(fetched: Path, destination: Path) -> Path:
+    """A cached file at ``destination`` (a build context): a hard link where the file
+    system allows one, else a copy."""
+    try:
+        os.link(fetched, destination)
+    except OSError:
+        shutil.copyfile(fetched, destination)
+    return destination
+
+
 def fetch_url(url: str, sha256: str, final: Path, label: str, say: Progress) -> Path:
     """Download ``url`` to ``final`` unless it is there with the pinned bytes; refuse bytes
     other than pinned. A cached file is checked on every use: one that changed since it was

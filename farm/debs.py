@@ -18,9 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import os
 import re
-import shutil
 from collections.abc import Iterable, Sequence
 from pathlib import Path, PurePosixPath
 from urllib.parse import unquote
@@ -28,7 +26,7 @@ from urllib.parse import unquote
 import yaml
 from pydantic import Field, ValidationError
 
-from farm.cudastack import Mirrors, Progress, download_path, fetch_url
+from farm.cudastack import Mirrors, Progress, download_path, fetch_url, place_cached
 from farm.errors import CatalogError
 from farm.models import FrozenModel, RelativePath, Sha256
 
@@ -138,16 +136,8 @@ def fetch_debs(
         url = f"{mirrors.debian.rstrip('/')}/{deb.file}"
         cached = download_path(cache, deb.sha256, deb.file_name)
         fetched = fetch_url(url, deb.sha256, cached, f"{deb.name} {deb.version}", say)
-        placed.append(_place(fetched, directory / deb.file_name))
+        placed.append(place_cached(fetched, directory / deb.file_name))
     return placed
-
-
-def _place(fetched: Path, destination: Path) -> Path:
-    try:
-        os.link(fetched, destination)
-    except OSError:
-        shutil.copyfile(fetched, destination)
-    return destination
 
 
 def parse_print_uris(output: Iterable[str]) -> list[LockedDeb]:

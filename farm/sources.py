@@ -29,6 +29,7 @@ from farm.cudastack import (
     download_path,
     fetch,
     fetch_url,
+    place_cached,
     unpack,
 )
 from farm.errors import CatalogError, StackError
@@ -142,7 +143,7 @@ def _add_archive(
     url = source.ref_for(version)
     name = archive_file_name(url)
     fetched = fetch_url(url, sha256, download_path(cache, sha256, name), f"source {name}", say)
-    _place(fetched, context / SOURCE_ARCHIVE)
+    place_cached(fetched, context / SOURCE_ARCHIVE)
 
 
 def _add_patches(
@@ -199,11 +200,3 @@ def _add_deps(
         path = directory / relative
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text, encoding="utf-8")
-
-
-def _place(fetched: Path, destination: Path) -> None:
-    """The cached file in the context: a hard link where possible, else a copy."""
-    try:
-        os.link(fetched, destination)
-    except OSError:
-        shutil.copyfile(fetched, destination)
