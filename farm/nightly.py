@@ -8,8 +8,10 @@ For each recipe with nightly targets:
    An upstream release the recipe does not list yet is reported, and the
    newest listed one not above it is built: versions enter the catalog
    through review, with their compatibility rules;
-2. the matrix over the recipe's nightly targets and each target's Pythons;
-   combinations the rules forbid are dropped with the rule's reason;
+2. the matrix over the recipe's nightly targets and each target's Pythons; each cell
+   builds the newest listed version, up to that release, whose rules the target meets
+   (JetPack 6's Python 3.10 stops onnxruntime at 1.23.2), and says why when that is not
+   the release; a cell no listed version fits is dropped with the release's broken rule;
 3. a combination whose build key is recorded as published to the registry
    is skipped only when the registry, asked now, still lists that file with
    that sha256; local state alone is not trusted;
@@ -37,7 +39,7 @@ from farm.doctor import preflight
 from farm.errors import CorruptRecord, FarmError, RegistryError, UsageError
 from farm.httpclient import open_url
 from farm.ledger import Ledger
-from farm.models import Recipe
+from farm.models import Recipe, Target
 from farm.pipeline import PipelineOptions, PipelineResult, PublishTarget, Runner, Section
 from farm.plan import BuildJob, plan_job
 from farm.process import capture
@@ -67,6 +69,8 @@ class MatrixCell:
     python: str
     state: str  # "build", "skip" or "dropped"
     reason: str
+    # Why this version: the newest release, or the newest one the target's rules allow.
+    chosen_because: str | None = None
     job: BuildJob | None = None
 
     def to_json(self) -> dict[str, Any]:
@@ -77,6 +81,7 @@ class MatrixCell:
             "python": self.python,
             "state": self.state,
             "reason": self.reason,
+            "chosen_because": self.chosen_because,
             "build_key": self.job.build_key if self.job else None,
         }
 
@@ -149,34 +154,51 @@ def expand(
     targets: tuple[str, ...],
     resources: BuilderResources,
 ) -> list[MatrixCell]:
-    """Every (target, python) of the recipe's nightly targets, planned or dropped with a reason."""
-    entry = catalog.recipe(release.package)
-    recipe = entry.model
-    names = targets or recipe.nightly_targets
+    """Every (target, python) of the recipe's nightly targets, each planned at the newest
+    listed version up to the release that its rules allow, or dropped with the rule."""
+    recipe = catalog.recipe(release.package).model
     cells = []
-    for name in names:
+    for name in targets or recipe.nightly_targets:
         target = catalog.target(name).model
         for python in target.python:
-            broken = violations(recipe, target, release.chosen, python)
-            cell = MatrixCell(
-                package=recipe.name,
-                version=release.chosen,
-                target=target.name,
-                python=python,
-                state="dropped" if broken else "build",
-                reason=broken[0].rule if broken else "not built yet",
-            )
-            if not broken:
+            cell = _cell(recipe, target, python, release)
+            if cell.state == "build":
                 cell.job = plan_job(
                     catalog,
                     recipe.name,
                     target.name,
-                    version=release.chosen,
+                    version=cell.version,
                     python=python,
                     resources=resources,
                 )
             cells.append(cell)
     return cells
+
+
+def _cell(recipe: Recipe, target: Target, python: str, release: Release) -> MatrixCell:
+    """The newest version not above the release that the target fits, and why it was chosen."""
+    newest = violations(recipe, target, release.chosen, python)
+    fitting = next(
+        (
+            version
+            for version in sorted(recipe.versions, key=Version, reverse=True)
+            if Version(version) <= Version(release.chosen)
+            and not violations(recipe, target, version, python)
+        ),
+        None,
+    )
+    cell = MatrixCell(
+        package=recipe.name,
+        version=fitting or release.chosen,
+        target=target.name,
+        python=python,
+        state="build" if fitting else "dropped",
+        reason="not built yet" if fitting else newest[0].rule,
+        chosen_because="newest release" if not newest else None,
+    )
+    if fitting and newest:
+        cell.chosen_because = f"newest for {target.name}; {newest[0].rule}"
+    return cell
 
 
 def mark_published(

@@ -11,7 +11,7 @@ from farm.catalog import Catalog
 from farm.cli._shared import add_config_option, add_job_arguments, add_json, job_from_args
 from farm.errors import EXIT_FAILURE, EXIT_OK
 from farm.ledger import Ledger
-from farm.nightly import NightlyAsk, NightlyRun, Reporter, run_nightly
+from farm.nightly import MatrixCell, NightlyAsk, NightlyRun, Reporter, run_nightly
 from farm.report import report_document, write_site
 from farm.settings import Settings
 
@@ -193,11 +193,18 @@ def cmd_nightly(args: argparse.Namespace, catalog: Catalog, settings: Settings) 
     return EXIT_FAILURE if run.failed else EXIT_OK
 
 
+def _why(cell: MatrixCell) -> str:
+    """The cell's state, and why its version when it is not the newest release."""
+    if cell.chosen_because is None or cell.chosen_because == "newest release":
+        return cell.reason
+    return f"{cell.reason} ({cell.chosen_because})"
+
+
 def _print_nightly(run: NightlyRun) -> None:
     console.print_table(
         "nightly",
         ("package", "version", "target", "python", "state", "reason"),
-        [(c.package, c.version, c.target, c.python, c.state, c.reason) for c in run.cells],
+        [(c.package, c.version, c.target, c.python, c.state, _why(c)) for c in run.cells],
     )
     todo = run.count("build")
     ran = f"{len(run.results)} run" if run.results or not todo else f"{todo} would run"

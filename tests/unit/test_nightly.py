@@ -70,3 +70,48 @@ def test_another_registry_is_not_taken_for_this_one(
     cells, ledger = _published(catalog, ci_runner, tmp_path, "a" * 64)
     mark_published(cells, ledger, "gitlab", lambda project, name: {name: "a" * 64})
     assert cells[0].state == "build"
+
+
+def _onnxruntime_release() -> Release:
+    return Release(
+        package="onnxruntime-gpu", upstream="1.32.0", source="PyPI onnxruntime", chosen="1.31.1"
+    )
+
+
+def test_each_target_gets_the_newest_version_its_rules_allow(
+    catalog: Catalog, ci_runner: BuilderResources
+) -> None:
+    cells = expand(catalog, _onnxruntime_release(), targets=(), resources=ci_runner)
+    chosen = {cell.target: (cell.version, cell.state) for cell in cells}
+    assert chosen == {
+        "jetpack5": ("1.17.3", "build"),
+        "jetpack6": ("1.23.2", "build"),
+        "jetpack7": ("1.31.1", "build"),
+    }
+    why = {cell.target: cell.chosen_because or "" for cell in cells}
+    assert why["jetpack7"] == "newest release"
+    assert why["jetpack6"].startswith("newest for jetpack6; onnxruntime-gpu 1.31.1 needs python")
+    assert "cudnn" in why["jetpack5"]
+    assert all(cell.job is not None and cell.job.spec.version == cell.version for cell in cells)
+    assert cells[1].to_json()["chosen_because"] == why[cells[1].target]
+
+
+def test_a_target_no_listed_version_fits_is_dropped_with_the_rule(
+    catalog: Catalog, ci_runner: BuilderResources
+) -> None:
+    (cell,) = expand(
+        catalog, _onnxruntime_release(), targets=("bookworm-arm64",), resources=ci_runner
+    )
+    assert (cell.state, cell.version, cell.job) == ("dropped", "1.31.1", None)
+    assert cell.reason == "onnxruntime-gpu needs a target with cuda; bookworm-arm64 has none"
+
+
+def test_no_version_above_the_release_is_built(
+    catalog: Catalog, ci_runner: BuilderResources
+) -> None:
+    release = Release(package="onnxruntime-gpu", upstream="1.22.0", source="x", chosen="1.22.0")
+    cells = expand(catalog, release, targets=("jetpack6", "jetpack5"), resources=ci_runner)
+    assert [(cell.target, cell.version) for cell in cells] == [
+        ("jetpack6", "1.22.0"),
+        ("jetpack5", "1.17.3"),
+    ]
