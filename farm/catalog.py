@@ -11,8 +11,9 @@ naming the file and the field.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
@@ -21,11 +22,11 @@ from pydantic import BaseModel, ValidationError
 
 from farm.debs import check_lock
 from farm.errors import CatalogError, UnknownNameError
-from farm.models import FieldRuleError, Recipe, Target
+from farm.models import CudaStack, FieldRuleError, Recipe, Target
 from farm.paths import data_dir
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
-NamedT = TypeVar("NamedT", Target, Recipe)
+NamedT = TypeVar("NamedT", Target, Recipe, CudaStack)
 
 
 @dataclass(frozen=True)
@@ -90,13 +91,16 @@ def catalog_dirs(configured: Sequence[Path] = (), extra: Sequence[Path] = ()) ->
 
 
 def load_catalog(dirs: Iterable[Path]) -> Catalog:
-    targets: dict[str, Entry[Target]] = {}
-    recipes: dict[str, Entry[Recipe]] = {}
+    dirs = list(dirs)
     for directory in dirs:
         if not directory.is_dir():
             raise CatalogError(directory, None, "catalog directory does not exist")
+    stacks = load_stacks(dirs)
+    targets: dict[str, Entry[Target]] = {}
+    recipes: dict[str, Entry[Recipe]] = {}
+    for directory in dirs:
         for path in sorted(directory.glob("targets/*.yaml")):
-            target = _load_named(path, Target)
+            target = _load_named(path, Target, partial(with_shared_stack, path=path, stacks=stacks))
             targets[target.name] = Entry(target, path)
         for path in sorted(directory.glob("packages/*.yaml")):
             recipe = _load_named(path, Recipe)
@@ -150,10 +154,55 @@ def _check_locks(entry: Entry[Recipe]) -> None:
             check_lock(entry.path, lock)
 
 
-def _load_named(path: Path, model: type[NamedT]) -> NamedT:
-    """A target or recipe whose ``name`` is its file name, so that a file in a later
-    directory replaces the one its name says, and the name says which file to read."""
-    loaded = load_model(path, model)
+def load_stacks(dirs: list[Path]) -> dict[str, Entry[CudaStack]]:
+    """The CUDA stacks targets share (``stacks/NAME.yaml``), a later directory's first."""
+    stacks: dict[str, Entry[CudaStack]] = {}
+    for directory in dirs:
+        for path in sorted(directory.glob("stacks/*.yaml")):
+            stack = _load_named(path, CudaStack)
+            stacks[stack.name] = Entry(stack, path)
+    return stacks
+
+
+def with_shared_stack(data: Any, path: Path, stacks: Mapping[str, Entry[CudaStack]]) -> Any:
+    """A target's data with a shared stack named by ``cuda.stack`` put in its place, and
+    ``base_image.runtime_packages`` named by package taken from that stack."""
+    cuda = data.get("cuda") if isinstance(data, dict) else None
+    if not isinstance(cuda, dict) or not isinstance(cuda.get("stack"), str):
+        return data
+    named = cuda["stack"]
+    entry = stacks.get(named)
+    if entry is None:
+        known = ", ".join(sorted(stacks)) or "none"
+        raise CatalogError(
+            display(path), "cuda.stack", f"no CUDA stack is named {named!r} (known: {known})"
+        )
+    stack = entry.model.model_dump(mode="json")
+    data = {**data, "cuda": {**cuda, "stack": stack}}
+    base = data.get("base_image")
+    runtime = base.get("runtime_packages") if isinstance(base, dict) else None
+    if isinstance(runtime, list):
+        by_name = {package["name"]: package for package in stack["packages"]}
+        picked = []
+        for index, item in enumerate(runtime):
+            if isinstance(item, str) and item not in by_name:
+                raise CatalogError(
+                    display(path),
+                    f"base_image.runtime_packages[{index}]",
+                    f"stack {named} has no package {item!r} (it has {', '.join(by_name)})",
+                )
+            picked.append(by_name[item] if isinstance(item, str) else item)
+        data["base_image"] = {**base, "runtime_packages": picked}
+    return data
+
+
+def _load_named(
+    path: Path, model: type[NamedT], resolve: Callable[[Any], Any] | None = None
+) -> NamedT:
+    """A model whose ``name`` is its file name, so that a file in a later directory
+    replaces the one its name says, and the name says which file to read. ``resolve``
+    puts shared parts in place before validation."""
+    loaded = load_model(path, model, resolve)
     if loaded.name != path.stem:
         raise CatalogError(
             display(path),
@@ -163,8 +212,12 @@ def _load_named(path: Path, model: type[NamedT]) -> NamedT:
     return loaded
 
 
-def load_model(path: Path, model: type[ModelT]) -> ModelT:
+def load_model(
+    path: Path, model: type[ModelT], resolve: Callable[[Any], Any] | None = None
+) -> ModelT:
     data = read_yaml(path)
+    if resolve is not None:
+        data = resolve(data)
     try:
         return model.model_validate(data)
     except ValidationError as exc:

@@ -327,6 +327,20 @@ class BaseImage(FrozenModel):
 Strategy = Literal["emulated", "cross"]
 
 
+class BuilderPython(FrozenModel):
+    """CPython of the target's version for a builder image that has another one: uv, its
+    wheel pinned by sha256, installs python-build-standalone's build of ``version`` and
+    checks that archive against the sha256 uv ships with."""
+
+    version: str = Field(pattern=r"^3\.\d{1,2}\.\d{1,3}$")
+    uv: PackageVersion
+    uv_sha256: Sha256  # of uv's manylinux x86_64 wheel
+
+    @property
+    def minor(self) -> str:
+        return self.version.rsplit(".", 1)[0]
+
+
 class CrossToolchain(FrozenModel):
     """The cross strategy: compilers run natively on the build platform and target this one.
 
@@ -346,6 +360,9 @@ class CrossToolchain(FrozenModel):
     # A CUDA toolkit on the build platform whose nvcc emits code for the target
     # (NVIDIA's cuda-cross-aarch64 packages put the target libraries in targets/<arch>).
     cuda_home: AbsolutePath | None = None
+    # The target's Python for the build machine, where the builder image lacks it (crossenv
+    # and onnxruntime's setup.py run the target's Python version on the build machine).
+    builder_python: BuilderPython | None = None
 
 
 class Target(FrozenModel):
@@ -418,6 +435,13 @@ class Target(FrozenModel):
             raise FieldRuleError(
                 "cross.cuda_home",
                 f"the assembled CUDA stack is mounted at {STACK_HOME}; leave cuda_home out",
+            )
+        builder_python = self.cross.builder_python if self.cross is not None else None
+        if builder_python is not None and builder_python.minor not in self.python:
+            raise FieldRuleError(
+                "cross.builder_python.version",
+                f"{builder_python.version} is not one of the target's pythons "
+                f"({', '.join(self.python)})",
             )
         if self.name in self.aliases:
             raise FieldRuleError("aliases", f"alias {self.name!r} repeats the target's name")
@@ -552,6 +576,25 @@ class CompatibilityRule(FrozenModel):
     because: str = Field(min_length=1)
 
 
+class MeasuredBuild(FrozenModel):
+    """A real build's compile figures (its ninja log), from which plans estimate others."""
+
+    objects: int = Field(gt=0)
+    # Sums of the compile steps' times (end minus start in ninja's log): all of them, and
+    # those of CUDA sources, which scale with the number of SM architectures.
+    compile_s: float = Field(gt=0)
+    cuda_compile_s: float = Field(default=0, ge=0)
+    cuda_architectures: int = Field(default=1, ge=1)
+    jobs: int = Field(default=1, ge=1)  # parallel compile jobs of that run
+    where: str = Field(min_length=1)  # what was built, on what machine
+
+    @model_validator(mode="after")
+    def _cuda_within(self) -> MeasuredBuild:
+        if self.cuda_compile_s > self.compile_s:
+            raise FieldRuleError("cuda_compile_s", "is more than compile_s, of which it is part")
+        return self
+
+
 class _FarmBuilder(FrozenModel):
     """A build the farm renders itself: one Dockerfile per strategy, CUDA targets welcome."""
 
@@ -563,6 +606,8 @@ class _FarmBuilder(FrozenModel):
     # packages fetches (farm/debs.py, written by `farm lock`); without one, they come from the
     # live archive.
     package_lock: RelativePath | None = None
+    # A real build's figures: plans estimate their duration from them.
+    measured: MeasuredBuild | None = None
 
     def target_packages(self) -> tuple[str, ...]:
         """Target packages the wheel's libraries come from (repair needs them to graft)."""
@@ -796,8 +841,20 @@ class Recipe(FrozenModel):
             update["build"] = _merge_build(self.build, override.build)
         return self.model_copy(update=update)
 
-    def strategy_for(self, target: str) -> Strategy:
-        return self.strategy.get(target) or self.strategy.get("*") or "emulated"
+    def strategy_for(self, target: Target) -> Strategy:
+        """The recipe's entry for ``target`` by name; else, for a package that compiles CUDA,
+        cross wherever the target has a cross toolchain (a CUDA compile under QEMU takes
+        hours: only ``--strategy emulated`` asks for one); else the ``"*"`` entry."""
+        named = self.strategy.get(target.name)
+        if named is not None:
+            return named
+        cross_ready = target.cross is not None and "cross" in self.build.strategies
+        if cross_ready and self.compiles_cuda_for(target):
+            return "cross"
+        return self.strategy.get("*") or "emulated"
+
+    def compiles_cuda_for(self, target: Target) -> bool:
+        return "cuda" in self.needs and target.cuda is not None
 
     def sorted_versions(self) -> list[str]:
         """Known versions, newest first."""

@@ -275,6 +275,8 @@ class Runner:
         header = f"building {spec.recipe.name} {spec.version} for {spec.target.name}"
         with self._stage("build") as details:
             self._base_image()
+            if self.job.estimate is not None:
+                self.say(f"build: {self.job.estimate.describe()}")
             with self.section("build", f"{header} with {self.engine.describe()}") as line:
                 built = run_build(
                     self.job,

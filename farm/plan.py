@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +18,7 @@ from farm.builders import driver_for
 from farm.catalog import Catalog, Entry, display
 from farm.compat import select
 from farm.errors import IncompatibleError
+from farm.estimate import BuildEstimate, duration, estimate
 from farm.jobspec import JobSpec
 from farm.models import Recipe, Strategy, Target
 from farm.render import JOBS_ARG, NVCC_THREADS_ARG, render_dockerfile
@@ -39,6 +40,8 @@ class BuildJob:
     build_command: tuple[str, ...]
     parallelism: Parallelism
     resources: BuilderResources
+    # How long the compile should take, from the recipe's measured build; None without one.
+    estimate: BuildEstimate | None = None
 
     @property
     def build_args(self) -> dict[str, str]:
@@ -47,6 +50,22 @@ class BuildJob:
             JOBS_ARG: str(self.parallelism.jobs),
             NVCC_THREADS_ARG: str(self.parallelism.nvcc_threads),
         }
+
+    @property
+    def emulation_warning(self) -> str | None:
+        """A line said before an emulated CUDA compile starts: how long it should take."""
+        spec = self.spec
+        if self.strategy != "emulated" or not spec.recipe.compiles_cuda_for(spec.target):
+            return None
+        how_long = self.estimate.describe() if self.estimate else "hours (no measured build)"
+        line = (
+            f"{spec.recipe.name} {spec.version} for {spec.target.name} compiles CUDA under "
+            f"QEMU: {how_long}"
+        )
+        if spec.target.cross is not None and self.estimate is not None:
+            cross = replace(self.estimate, strategy="cross")
+            line += f"; cross would take {duration(cross.wall_s)} (leave --strategy out)"
+        return line
 
     def to_json(self) -> dict[str, Any]:
         spec, target = self.spec, self.spec.target
@@ -79,6 +98,7 @@ class BuildJob:
                 "builder_figures_from": self.resources.source,
             },
             "smoke": spec.recipe.smoke.expectations(target),
+            "estimate": self.estimate.to_json() if self.estimate else None,
         }
 
 
@@ -112,7 +132,9 @@ def canonical_digest(value: Any) -> str:
 
 def recipe_shaping(spec: JobSpec) -> dict[str, Any]:
     """The parts of the recipe that shape the wheel (see :func:`build_key`)."""
-    return spec.recipe.model_dump(mode="json", include={"name", "source", "needs", "build"})
+    shaping = spec.recipe.model_dump(mode="json", include={"name", "source", "needs", "build"})
+    shaping["build"].pop("measured", None)  # figures of an earlier build, for estimates only
+    return shaping
 
 
 def target_shaping(spec: JobSpec) -> dict[str, Any]:
@@ -125,7 +147,7 @@ def _toolkit_json(target: Target, strategy: Strategy) -> dict[str, Any] | None:
     if target.cuda is None:
         return None
     stack = target.cuda.stack
-    if stack is None:
+    if stack is None or strategy != "cross":
         image = target.cross.builder_image.pinned if strategy == "cross" and target.cross else None
         return {
             "from": "image",
@@ -179,21 +201,9 @@ def plan_job(
     target = catalog.target(target_name)
     recipe = Entry(entry.model.for_target(target.model.name), entry.path)
     chosen = select(recipe, target.model, version=version, python=python)
-    how = strategy or recipe.model.strategy_for(target.model.name)
+    how = strategy or recipe.model.strategy_for(target.model)
     _check_builder(recipe, target, how)
-    if how == "cross" and target.model.cross is None:
-        raise IncompatibleError(
-            f"target {target.model.name} has no cross toolchain: it can only be built emulated",
-            hint=f"add a cross: section to {display(target.path)} or use --strategy emulated",
-        )
-    stack = target.model.cuda.stack if target.model.cuda is not None else None
-    if how == "emulated" and stack is not None and "cuda" in recipe.model.needs:
-        raise IncompatibleError(
-            f"target {target.model.name} takes its CUDA from an x86_64 cross toolkit "
-            f"({stack.name}): {recipe.model.name} builds there with --strategy cross only",
-            hint=f"use --strategy cross, or set strategy: {{{target.model.name}: cross}} in "
-            f"{display(recipe.path)}",
-        )
+    _check_strategy(recipe, target, how)
     spec = JobSpec(
         source_digest=_tree_digest(recipe.model, recipe.path)
         or source_digest(recipe.model, recipe.path, chosen.version),
@@ -218,7 +228,41 @@ def plan_job(
         build_command=tuple(command),
         parallelism=parallelism,
         resources=resources,
+        estimate=_estimate(spec, parallelism),
     )
+
+
+def _estimate(spec: JobSpec, parallelism: Parallelism) -> BuildEstimate | None:
+    measured = getattr(spec.recipe.build, "measured", None)
+    if measured is None:
+        return None
+    cuda = spec.target.cuda
+    return estimate(
+        measured,
+        architectures=len(cuda.architectures) if cuda else 0,
+        jobs=parallelism.jobs,
+        strategy=spec.strategy,
+    )
+
+
+def _check_strategy(recipe: Entry[Recipe], target: Entry[Target], how: Strategy) -> None:
+    """Cross needs the target's toolchain; emulated CUDA needs a toolkit in the target image."""
+    if how == "cross" and target.model.cross is None:
+        raise IncompatibleError(
+            f"target {target.model.name} has no cross toolchain: it can only be built emulated",
+            hint=f"add a cross: section to {display(target.path)} or use --strategy emulated",
+        )
+    stack = target.model.cuda.stack if target.model.cuda is not None else None
+    if how != "emulated" or stack is None or "cuda" not in recipe.model.needs:
+        return
+    # A bootstrapped image holds the CUDA runtime only; a production image has the toolkit.
+    if target.model.base_image.bootstrap is not None:
+        raise IncompatibleError(
+            f"target {target.model.name} takes its CUDA from an x86_64 cross toolkit "
+            f"({stack.name}): {recipe.model.name} builds there with --strategy cross only",
+            hint=f"use --strategy cross, or set strategy: {{{target.model.name}: cross}} in "
+            f"{display(recipe.path)}",
+        )
 
 
 def _check_builder(recipe: Entry[Recipe], target: Entry[Target], how: Strategy) -> None:

@@ -93,7 +93,8 @@ def _source(job: BuildJob) -> dict[str, Any]:
 
 
 def _images(target: Target, strategy: str) -> dict[str, Any]:
-    stack = target.cuda.stack if target.cuda is not None else None
+    # An assembled stack serves cross builds; emulated ones use the image's own toolkit.
+    stack = target.cuda.stack if target.cuda is not None and strategy == "cross" else None
     builder = target.cross.builder_image if strategy == "cross" and target.cross else None
     return {
         "base": target.base_image.pinned,

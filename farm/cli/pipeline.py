@@ -141,6 +141,8 @@ def cmd_build(args: argparse.Namespace, catalog: Catalog, settings: Settings) ->
         no_cache=args.no_cache,
         install_check=args.install_check,
     )
+    if job.emulation_warning is not None:
+        console.warn(job.emulation_warning)
     if args.dry_run:
         return _print_dry_run(runs.dry_run(job, settings, ask), args.json)
     outcome = runs.build(job, settings, ask, console.section, console.info)

@@ -157,3 +157,33 @@ def test_lookup_by_alias_and_normalised_package_name(catalog_copy: Path) -> None
         catalog.target("jetpack9")
     with pytest.raises(UnknownNameError, match="unknown package 'torch'"):
         catalog.recipe("torch")
+
+
+def test_a_target_naming_an_unknown_cuda_stack(catalog_copy: Path) -> None:
+    _edit(catalog_copy / "targets/jetpack7.yaml", "stack: cuda-13.0-pypi", "stack: cuda-13.1-pypi")
+    error = _error(catalog_copy)
+    assert error.path.endswith("targets/jetpack7.yaml")
+    assert error.field == "cuda.stack"
+    assert error.rule == "no CUDA stack is named 'cuda-13.1-pypi' (known: cuda-13.0-pypi)"
+
+
+def test_a_runtime_package_the_stack_does_not_hold(catalog_copy: Path) -> None:
+    _edit(
+        catalog_copy / "targets/standin-cuda13.yaml",
+        "[nvidia-cuda-runtime, nvidia-cudnn-cu13]",
+        "[nvidia-cuda-runtime, nvidia-cudnn-cu12]",
+    )
+    error = _error(catalog_copy)
+    assert error.field == "base_image.runtime_packages[1]"
+    assert error.rule.startswith("stack cuda-13.0-pypi has no package 'nvidia-cudnn-cu12'")
+
+
+def test_a_broken_shared_stack_names_its_own_file(catalog_copy: Path) -> None:
+    _edit(catalog_copy / "stacks/cuda-13.0-pypi.yaml", 'release: "13.0"', 'release: "13.1"')
+    error = _error(catalog_copy)
+    assert error.path.endswith("targets/jetpack7.yaml")
+    assert (error.field, error.rule) == ("cuda.stack.release", "13.1 is not the target's CUDA 13.0")
+    _edit(catalog_copy / "stacks/cuda-13.0-pypi.yaml", 'release: "13.1"', "releases: 13")
+    error = _error(catalog_copy)
+    assert error.path.endswith("stacks/cuda-13.0-pypi.yaml")
+    assert error.field == "releases"

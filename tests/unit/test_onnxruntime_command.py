@@ -89,7 +89,13 @@ def test_every_plannable_job_parses_with_upstreams_parser(
     catalog: Catalog, ci_runner: BuilderResources
 ) -> None:
     pairs = _buildable(catalog)
-    assert {target for target, _ in pairs} == {"jetpack5", "jetpack6", "jetpack7", "standin-cuda12"}
+    assert {target for target, _ in pairs} == {
+        "jetpack5",
+        "jetpack6",
+        "jetpack7",
+        "standin-cuda12",
+        "standin-cuda13",
+    }
     for target, version in pairs:
         job = plan_job(catalog, "onnxruntime-gpu", target, version=version, resources=ci_runner)
         _interpreter, script, *arguments = job.build_command

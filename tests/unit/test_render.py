@@ -17,7 +17,9 @@ SECRET_WORDS = re.compile(r"TOKEN|PASSWORD|PASSWD|SECRET|CREDENTIAL|API_KEY", re
 
 @pytest.fixture
 def job(catalog: Catalog, ci_runner: BuilderResources) -> BuildJob:
-    return plan_job(catalog, "onnxruntime-gpu", "jetpack6", resources=ci_runner)
+    return plan_job(
+        catalog, "onnxruntime-gpu", "jetpack6", resources=ci_runner, strategy="emulated"
+    )
 
 
 def _instructions(dockerfile: str) -> list[str]:
