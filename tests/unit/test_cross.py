@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from farm.baseimage import images_for
 from farm.builders.cmake_cross import toolchain_file
-from farm.catalog import Catalog
+from farm.catalog import Catalog, Entry
 from farm.errors import IncompatibleError
 from farm.plan import plan_job
 from farm.resources import BuilderResources
@@ -28,8 +29,14 @@ def test_emulated_is_the_default_and_cross_is_asked_for(
 def test_a_target_without_a_cross_toolchain_refuses_cross(
     catalog: Catalog, ci_runner: BuilderResources
 ) -> None:
+    entry = catalog.targets["jetpack5"]
+    without = Entry(entry.model.model_copy(update={"cross": None}), entry.path)
+    changed = replace(catalog, targets={**catalog.targets, "jetpack5": without})
     with pytest.raises(IncompatibleError, match="jetpack5 has no cross toolchain"):
-        plan_job(catalog, "onnxruntime-gpu", "jetpack5", resources=ci_runner, strategy="cross")
+        plan_job(changed, "onnxruntime-gpu", "jetpack5", resources=ci_runner, strategy="cross")
+    # Without one, a CUDA package is built emulated, and says how long that takes.
+    job = plan_job(changed, "onnxruntime-gpu", "jetpack5", resources=ci_runner)
+    assert job.strategy == "emulated" and job.emulation_warning is not None
 
 
 def test_the_cross_dockerfile_compiles_on_the_build_platform_against_the_sysroot(

@@ -96,8 +96,16 @@ def test_every_plannable_job_parses_with_upstreams_parser(
         "standin-cuda12",
         "standin-cuda13",
     }
-    for target, version in pairs:
-        job = plan_job(catalog, "onnxruntime-gpu", target, version=version, resources=ci_runner)
+    jobs = [
+        plan_job(catalog, "onnxruntime-gpu", target, version=version, resources=ci_runner, **how)
+        for target, version in pairs
+        # Both strategies where the target's image has a CUDA toolkit (not a stand-in's).
+        for how in ({}, {"strategy": "emulated"})
+        if not how or catalog.targets[target].model.base_image.bootstrap is None
+    ]
+    assert {job.strategy for job in jobs} == {"cross", "emulated"}
+    for job in jobs:
+        target, version = job.spec.target.name, job.spec.version
         _interpreter, script, *arguments = job.build_command
         assert script == "tools/ci_build/build.py"
         parsed = upstream_parser(snapshot_for(version)).parse_args(arguments)

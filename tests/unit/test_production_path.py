@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from farm.builders.cmake_cross import toolchain_file
 from farm.catalog import Catalog
 from farm.plan import BuildJob, plan_job
 from farm.resources import BuilderResources
@@ -79,3 +80,61 @@ def _plans_agree(standin: dict[str, Any], jetpack7: dict[str, Any]) -> None:
     derived = {"build_key", "build_command", "cross", "estimate"}
     differing = {key for key in standin if standin[key] != jetpack7[key]}
     assert differing <= target_data | derived, differing
+
+
+JETPACKS = ["jetpack5", "jetpack6", "jetpack7"]
+
+
+def _stand_in(catalog: Catalog, target: str) -> str:
+    """The stand-in that proved the target's path here: its own, else the CUDA 12 one."""
+    named = [name for name, e in catalog.targets.items() if e.model.stands_in_for == target]
+    return named[0] if named else "standin-cuda12"
+
+
+def _toolchain(job: BuildJob) -> dict[str, str]:
+    """The CMake toolchain file's settings, by variable."""
+    return dict(re.findall(r"set\((\S+) ([^)]*)\)", toolchain_file(job.spec.target)))
+
+
+@pytest.mark.parametrize("target", JETPACKS)
+def test_each_jetpack_cross_build_is_the_stand_ins_with_the_targets_data(
+    catalog: Catalog, ci_runner: BuilderResources, target: str
+) -> None:
+    job = plan_job(catalog, "onnxruntime-gpu", target, resources=ci_runner)
+    proven = plan_job(catalog, "onnxruntime-gpu", _stand_in(catalog, target), resources=ci_runner)
+    assert job.strategy == proven.strategy == "cross"
+    recipe = catalog.recipes["onnxruntime-gpu"].model
+    assert (
+        recipe.for_target(target).build.dockerfile_for("cross") == "onnxruntime-cross.Dockerfile.j2"
+    )
+    # The same toolchain file: the same settings, their values from the target's data.
+    mine, theirs = _toolchain(job), _toolchain(proven)
+    assert set(mine) == set(theirs)
+    spec = job.spec.target
+    assert spec.cross is not None and spec.cuda is not None
+    assert mine["CMAKE_CXX_COMPILER"] == spec.cross.cxx
+    assert mine["CMAKE_CUDA_COMPILER"] == f"{spec.cross_cuda_home}/bin/nvcc"
+    assert mine["CMAKE_CUDA_ARCHITECTURES"] == f'"{";".join(spec.cuda.architectures)}"'
+    same = {"CMAKE_SYSTEM_NAME", "CMAKE_SYSTEM_PROCESSOR", "CMAKE_SYSROOT",
+            "CMAKE_FIND_ROOT_PATH_MODE_PROGRAM", "CMAKE_FIND_ROOT_PATH_MODE_LIBRARY",
+            "CMAKE_FIND_ROOT_PATH_MODE_INCLUDE", "CMAKE_FIND_ROOT_PATH_MODE_PACKAGE",
+            "CMAKE_LIBRARY_ARCHITECTURE"}  # fmt: skip
+    assert {key: mine[key] for key in same} == {key: theirs[key] for key in same}
+    # The same CMake defines, but for those the target decides and the stand-in's own
+    # additions (its recipe override: a system-library source).
+    defines = _defines(job)
+    proven_defines = _defines(proven)
+    override = recipe.overrides.get(proven.spec.target.name)
+    own = override.build if override is not None else None
+    added = set(own.cmake_defines) if own is not None else set()
+    decided = {"CMAKE_CUDA_ARCHITECTURES", "Python_INCLUDE_DIR"}
+    assert set(defines) == set(proven_defines) - added
+    for key in set(defines) - decided:
+        assert defines[key] == proven_defines[key], key
+    assert defines["CMAKE_CUDA_ARCHITECTURES"] == ";".join(spec.cuda.architectures)
+    assert defines["Python_INCLUDE_DIR"].endswith(f"/include/python{job.spec.python}")
+
+
+def _defines(job: BuildJob) -> dict[str, str]:
+    argv = list(job.build_command)
+    return dict(item.split("=", 1) for item in argv[argv.index("--cmake_extra_defines") + 1 :])
