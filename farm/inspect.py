@@ -13,7 +13,9 @@ glibc symbol versions it binds to) and compares them with the target:
 * each needed library: inside the wheel (grafted), on the target's provided
   list (CUDA, cuDNN, TensorRT on Jetson), or in the manylinux base set; a CUDA,
   cuDNN or TensorRT soname of another major version is named as such,
-* which onnxruntime execution-provider libraries the wheel contains.
+* which onnxruntime execution-provider libraries the wheel contains,
+* CUDA kernel coverage: each library's fat binary must hold a cubin or PTX that
+  every SM architecture of the target can run (:mod:`farm.cudakernels`).
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from elftools.elf.gnuversions import GNUVerNeedSection
 from packaging.utils import InvalidWheelFilename, parse_wheel_filename
 from packaging.version import Version
 
+from farm.cudakernels import KernelImage, describe, kernel_images, uncovered
 from farm.errors import UsageError
 from farm.models import Target
 from farm.provenance import PROVENANCE_FILE, read_provenance
@@ -100,6 +103,7 @@ class ElfLibrary:
     machine: str
     needed: tuple[str, ...]
     glibc: str | None  # newest GLIBC_x.y it binds to
+    kernels: frozenset[KernelImage] = frozenset()  # CUDA device code in its fat binary
 
 
 @dataclass(kw_only=True)
@@ -140,6 +144,7 @@ class WheelReport:
                     "machine": lib.machine,
                     "needed": list(lib.needed),
                     "glibc": lib.glibc,
+                    "kernels": [image.name for image in sorted(lib.kernels)],
                 }
                 for lib in self.libraries
             ],
@@ -176,6 +181,7 @@ def inspect_wheel(
     _check_python(report, tags, target)
     _check_glibc(report, tags, target)
     _check_libraries(report, {Path(m).name for m in members}, target)
+    _check_kernels(report, target)
     for provider in expect_providers:
         if provider != "CPUExecutionProvider" and provider not in report.providers:
             report.problems.append(
@@ -222,7 +228,11 @@ def _elf(archive: zipfile.ZipFile, member: str) -> ElfLibrary | None:
     except ELFError as exc:
         raise UsageError(f"{member}: unreadable ELF file ({exc})") from None
     return ElfLibrary(
-        path=member, machine=machine, needed=tuple(needed), glibc=str(max(glibc)) if glibc else None
+        path=member,
+        machine=machine,
+        needed=tuple(needed),
+        glibc=str(max(glibc)) if glibc else None,
+        kernels=kernel_images(data),
     )
 
 
@@ -283,6 +293,24 @@ def _check_glibc(report: WheelReport, tags: frozenset[Any], target: Target) -> N
         report.problems.append(
             f"its libraries need glibc {newest}, target {target.name} has glibc {target.os.glibc}"
         )
+
+
+def _check_kernels(report: WheelReport, target: Target) -> None:
+    """Every CUDA library must carry device code the target's GPUs can run: else each kernel
+    launch fails with cudaErrorNoKernelImageForDevice."""
+    if target.cuda is None:
+        return
+    for lib in report.libraries:
+        if not lib.kernels:
+            continue
+        missing = uncovered(lib.kernels, target.cuda.architectures)
+        if missing:
+            sms = ", ".join(f"sm_{arch}" for arch in missing)
+            report.problems.append(
+                f"{Path(lib.path).name} has no kernel image for {sms} of target {target.name} "
+                f"({describe(lib.kernels)}): its kernels fail with "
+                "cudaErrorNoKernelImageForDevice there"
+            )
 
 
 def _check_libraries(report: WheelReport, inside: set[str], target: Target) -> None:

@@ -31,6 +31,7 @@ from typing import Any, Literal
 
 from farm import __version__
 from farm.catalog import Catalog, wheel_distribution
+from farm.cudakernels import wheel_coverage
 from farm.digest import sha256_file
 from farm.engine import BuildRequest, Engine, image_exists
 from farm.errors import SmokeFailed, TimedOut, UsageError, host_faults
@@ -356,6 +357,10 @@ def run_smoke(
             {
                 **report.to_json(),
                 "wheel_sha256": sha256_file(wheel),
+                # Which of the target's GPUs the wheel's CUDA libraries carry kernels for.
+                "cuda_kernels": wheel_coverage(wheel, target.cuda.architectures)
+                if target.cuda is not None
+                else [],
                 "image": tag,
                 "host": host_details(target),
             },

@@ -55,12 +55,14 @@ def build_through_smoke(tmp_path: Path, *argv: str) -> dict[str, Any]:
     return document
 
 
-def onnxruntime_aarch64_wheel(version: str, python: str) -> Path:
-    """onnxruntime's aarch64 CPU wheel from PyPI for ``python``, kept in the farm cache."""
+def onnxruntime_aarch64_wheel(version: str, python: str, project: str = "onnxruntime") -> Path:
+    """onnxruntime's (or onnxruntime-gpu's) aarch64 wheel from PyPI for ``python``, kept in
+    the farm cache."""
     from farm.settings import Settings
 
     directory = Settings.from_environ(os.environ).cache_dir / "test-wheels"
-    pattern = f"onnxruntime-{version}-cp{python.replace('.', '')}-*manylinux*_aarch64.whl"
+    prefix = project.replace("-", "_")
+    pattern = f"{prefix}-{version}-cp{python.replace('.', '')}-*manylinux*_aarch64.whl"
     if not sorted(directory.glob(pattern)):
         subprocess.run(
             [
@@ -70,13 +72,14 @@ def onnxruntime_aarch64_wheel(version: str, python: str) -> Path:
                 "download",
                 "--no-deps",
                 "--only-binary=:all:",
-                "--platform",
-                "manylinux_2_28_aarch64",
-                "--platform",
-                "manylinux2014_aarch64",  # older releases (1.16) are manylinux2014 only
+                # onnxruntime-gpu 1.31 is manylinux_2_34; older CPU releases (1.16) are
+                # manylinux2014 only.
+                *("--platform", "manylinux_2_34_aarch64"),
+                *("--platform", "manylinux_2_28_aarch64"),
+                *("--platform", "manylinux2014_aarch64"),
                 "--python-version",
                 python,
-                f"onnxruntime=={version}",
+                f"{project}=={version}",
                 "--dest",
                 str(directory),
             ],
