@@ -426,6 +426,7 @@ class Target(FrozenModel):
     @model_validator(mode="after")
     def _consistent(self) -> Target:
         _check_manylinux_tag(self)
+        _check_cross_cuda(self)
         if (self.cudnn or self.tensorrt) and self.cuda is None:
             raise FieldRuleError("cuda", "cudnn and tensorrt need cuda on the same target")
         if self.jetpack and not self.l4t:
@@ -459,6 +460,25 @@ class Target(FrozenModel):
     def tools_python(self, python: str) -> str:
         """The interpreter command that runs the farm's tools inside the target image."""
         return self.tools.python if self.tools is not None else f"python{python}"
+
+
+def _check_cross_cuda(target: Target) -> None:
+    """A cross section's CUDA (its toolkit path, NVIDIA's cross package, NVIDIA's devel image
+    tag) must be the target's release: nvcc of another release links the wrong runtime."""
+    cross, cuda = target.cross, target.cuda
+    if cross is None or cuda is None:
+        return
+    found: list[tuple[str, str]] = []
+    if cross.cuda_home and (match := re.search(r"cuda-(\d+\.\d+)$", cross.cuda_home)):
+        found.append(("cross.cuda_home", match[1]))
+    for index, package in enumerate(cross.builder_packages):
+        if match := re.fullmatch(r"cuda-cross-[a-z0-9]+-(\d+)-(\d+)", package):
+            found.append((f"cross.builder_packages[{index}]", f"{match[1]}.{match[2]}"))
+    if match := re.search(r"/cuda:(\d+\.\d+)\.", cross.builder_image.reference):
+        found.append(("cross.builder_image.reference", match[1]))
+    for field, release in found:
+        if release != cuda.version:
+            raise FieldRuleError(field, f"CUDA {release} is not the target's CUDA {cuda.version}")
 
 
 def _check_manylinux_tag(target: Target) -> None:

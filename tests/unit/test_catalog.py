@@ -187,3 +187,21 @@ def test_a_broken_shared_stack_names_its_own_file(catalog_copy: Path) -> None:
     error = _error(catalog_copy)
     assert error.path.endswith("stacks/cuda-13.0-pypi.yaml")
     assert error.field == "releases"
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "field"),
+    [
+        ("cuda_home: /usr/local/cuda-12.6", "cuda_home: /usr/local/cuda-12.4", "cross.cuda_home"),
+        ("- cuda-cross-aarch64-12-6", "- cuda-cross-aarch64-12-2", "cross.builder_packages[2]"),
+        ("cuda:12.6.3-devel", "cuda:12.8.1-devel", "cross.builder_image.reference"),
+    ],
+)
+def test_a_cross_section_of_another_cuda_release(
+    catalog_copy: Path, old: str, new: str, field: str
+) -> None:
+    _edit(catalog_copy / "targets/jetpack6.yaml", old, new)
+    error = _error(catalog_copy)
+    assert error.path.endswith("targets/jetpack6.yaml")
+    assert error.field == field
+    assert error.rule.endswith("is not the target's CUDA 12.6")
