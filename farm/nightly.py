@@ -83,6 +83,8 @@ class MatrixCell:
             "reason": self.reason,
             "chosen_because": self.chosen_because,
             "build_key": self.job.build_key if self.job else None,
+            "strategy": self.job.strategy if self.job else None,
+            "estimate": self.job.estimate.to_json() if self.job and self.job.estimate else None,
         }
 
 

@@ -132,14 +132,21 @@ def canonical_digest(value: Any) -> str:
 
 def recipe_shaping(spec: JobSpec) -> dict[str, Any]:
     """The parts of the recipe that shape the wheel (see :func:`build_key`)."""
-    shaping = spec.recipe.model_dump(mode="json", include={"name", "source", "needs", "build"})
+    shaping = spec.recipe.model_dump(
+        mode="json", include={"name", "source", "needs", "build"}, exclude_defaults=True
+    )
     shaping["build"].pop("measured", None)  # figures of an earlier build, for estimates only
     return shaping
 
 
 def target_shaping(spec: JobSpec) -> dict[str, Any]:
-    """The target as it shapes the wheel: all of it but its description and aliases."""
-    return spec.target.model_dump(mode="json", exclude={"description", "aliases"})
+    """The target as it shapes the wheel: all of it but its description and aliases.
+
+    Fields left at their defaults are left out, so a field farm adds later (with a default
+    that changes nothing) does not change the key of every wheel already built."""
+    return spec.target.model_dump(
+        mode="json", exclude={"description", "aliases"}, exclude_defaults=True
+    )
 
 
 def _toolkit_json(target: Target, strategy: Strategy) -> dict[str, Any] | None:
