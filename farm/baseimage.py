@@ -12,14 +12,20 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from farm.cudastack import DEFAULT_MIRRORS, Mirrors, assemble, assemble_runtime, toolkit_tarball
+from farm.cudastack import (
+    DEFAULT_MIRRORS,
+    Mirrors,
+    assemble,
+    assemble_runtime,
+    place_cached,
+    toolkit_tarball,
+)
 from farm.digest import sha256_file
 from farm.engine import BuildRequest, Engine, image_exists
 from farm.errors import FarmError, host_faults
@@ -272,10 +278,7 @@ def _load(source: ImageSource, engine: Engine, on_line: Callable[[str], None]) -
         lines = ["FROM scratch"]
         for index, layer in enumerate(source.layers):
             name = f"layer{index}.tar"
-            try:
-                os.link(layer.tarball, context / name)  # same file system: no copy
-            except OSError:
-                shutil.copyfile(layer.tarball, context / name)
+            place_cached(layer.tarball, context / name)
             lines.append(f"ADD {name} /")
         lines.append('CMD ["/bin/sh"]')
         (context / "Dockerfile").write_text("\n".join(lines) + "\n", encoding="utf-8")
