@@ -31,7 +31,15 @@ stderr = Console(stderr=True, soft_wrap=True, highlight=False)
 
 _printed_json = False
 # Terminal control sequences and other control characters: an error line is plain text.
-_CONTROL = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|[\x00-\x1f\x7f]")
+# Terminal escape sequences: CSI (colours, cursor) and OSC (titles, links).
+_ESCAPE = r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)"
+_ESCAPES = re.compile(_ESCAPE)
+_CONTROL = re.compile(_ESCAPE + r"|[\x00-\x1f\x7f]")
+
+
+def without_escapes(text: str) -> str:
+    """``text`` without terminal escape sequences; its lines kept."""
+    return _ESCAPES.sub("", text)
 
 
 def print_json(document: Any) -> None:

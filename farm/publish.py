@@ -46,6 +46,7 @@ from typing import Any, TypeVar
 
 from packaging.utils import parse_wheel_filename
 
+from farm.console import without_escapes
 from farm.credentials import Credentials
 from farm.devpi import ensure_index
 from farm.digest import sha256_file
@@ -515,7 +516,7 @@ def _twine_upload(
     on_line(f"+ {command_line(argv)}")
     result = capture(argv, env=env, timeout=3600)
     # twine colours its log whatever NO_COLOR says: escape codes never reach farm's output.
-    output = _ESCAPES.sub("", result.output)
+    output = without_escapes(result.output)
     for line in output.splitlines():
         if line.strip():
             on_line(line)
@@ -550,10 +551,6 @@ def _classify(output: str, request: PublishRequest, local: LocalWheel) -> str:
         # twine shows the reason only with --verbose: the caller asks the index.
         raise FileExists(f"{where} refused {local.path.name} (HTTP {status}): {detail}")
     raise RegistryError(f"{where} refused {local.path.name}: {detail}")
-
-
-# Terminal escape sequences (CSI and OSC), as twine's rich log writes them.
-_ESCAPES = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)")
 
 
 def _server_reason(output: str) -> str | None:
