@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -10,7 +11,9 @@ import pytest
 import yaml
 
 from farm.catalog import Catalog
+from farm.nightly import Release, expand
 from farm.registries import GitlabRegistry, load_config, locate
+from farm.resources import BuilderResources
 
 REPO = Path(__file__).resolve().parents[2]
 CI_FILE = REPO / ".gitlab-ci.yml"
@@ -85,3 +88,31 @@ def test_pages_publishes_the_html_report(pipeline: dict[str, object]) -> None:
     pages = pipeline["pages"]
     assert pages["artifacts"]["paths"] == ["public"]  # type: ignore[index]
     assert "farm report --html public" in pages["script"]  # type: ignore[index]
+
+
+def _seconds(duration: str) -> int:
+    """A GitLab duration ("4h", "3h 30m") in seconds."""
+    units = {"h": 3600, "m": 60, "s": 1}
+    return sum(int(n) * units[u] for n, u in re.findall(r"(\d+)\s*([hms])", duration))
+
+
+# Images, repair, inspect and smoke around the compile: the stand-in's onnxruntime run took
+# about 8 minutes for them on a warm machine; a cold runner pulls NVIDIA's images first.
+STAGES_S = 3600
+
+
+def test_the_build_jobs_limit_is_sized_from_the_plan(
+    pipeline: dict[str, object], catalog: Catalog, ci_runner: BuilderResources
+) -> None:
+    recipe = catalog.recipes["onnxruntime-gpu"].model
+    newest = recipe.sorted_versions()[0]
+    release = Release(package=recipe.name, upstream=newest, source="recipe", chosen=newest)
+    cells = expand(catalog, release, targets=(), resources=ci_runner)
+    estimates = [cell.job.estimate for cell in cells if cell.job is not None]
+    assert len(estimates) == len(recipe.nightly_targets)
+    assert all(e is not None and e.strategy == "cross" for e in estimates)
+    longest = max(e.wall_s for e in estimates if e is not None)
+    limit = _seconds(str(pipeline["build"]["timeout"]))  # type: ignore[index]
+    # Room for a runner twice as slow as the measured one, and not the day an emulated
+    # CUDA compile would take.
+    assert 2 * longest + STAGES_S <= limit <= 4 * longest + STAGES_S, (longest, limit)
