@@ -260,7 +260,7 @@ def _check_strategy(recipe: Entry[Recipe], target: Entry[Target], how: Strategy)
             hint=f"add a cross: section to {display(target.path)} or use --strategy emulated",
         )
     stack = target.model.cuda.stack if target.model.cuda is not None else None
-    if how != "emulated" or stack is None or "cuda" not in recipe.model.needs:
+    if how != "emulated" or stack is None or not recipe.model.compiles_cuda_for(target.model):
         return
     # A bootstrapped image holds the CUDA runtime only; a production image has the toolkit.
     if target.model.base_image.bootstrap is not None:
